@@ -1,0 +1,30 @@
+"""Hosts: one per architecture family, found by the base model's ``model_type``."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedModel
+
+from xlt.errors import UnsupportedError
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, LinearTarget
+from xlt.hosts.decoder import GPT2Host, LlamaHost
+from xlt.hosts.encoder import EncoderHost
+from xlt.hosts.encoder_decoder import EncoderDecoderHost
+
+HOSTS: list[type[Host]] = [EncoderDecoderHost, EncoderHost, GPT2Host, LlamaHost]
+
+
+def supported_model_types() -> list[str]:
+    return sorted(t for host in HOSTS for t in host.model_types)
+
+
+def host_for(base: PreTrainedModel) -> Host:
+    model_type = base.config.model_type
+    for host in HOSTS:
+        if model_type in host.model_types:
+            return host()
+    raise UnsupportedError(
+        f"model_type '{model_type}' has no xlt host (supported: {', '.join(supported_model_types())})"
+    )
+
+
+__all__ = ["HOSTS", "BottleneckSite", "Host", "HostOutput", "LinearTarget", "host_for", "supported_model_types"]

@@ -1,0 +1,133 @@
+"""A host knows where representations enter one family of base models. No ``if arch ==`` elsewhere."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from xlt.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from xlt.assembly import Assembled
+    from xlt.routing import Route
+
+Family = Literal["encoder", "encoder_decoder", "decoder"]
+ResidualGetter = Callable[[tuple[Any, ...], dict[str, Any]], torch.Tensor]
+
+
+def arg(position: int, keyword: str) -> ResidualGetter:
+    """Read a module call's argument by position or keyword (transformers versions differ)."""
+
+    def get(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+        return args[position] if len(args) > position else kwargs[keyword]
+
+    return get
+
+
+@dataclass(frozen=True)
+class BottleneckSite:
+    """One sub-layer that takes a bottleneck.
+
+    ``residual_module``'s call carries the sub-layer's residual input (read by ``residual``);
+    ``output_module`` returns the sub-layer output ``h`` (or a tuple starting with it) before the model's own
+    residual add; ``layer_norm`` is the block's norm after that add (post-norm blocks), else None.
+    """
+
+    key: str
+    where: Literal["attn", "ffn"]
+    dim: int
+    residual_module: nn.Module
+    residual: ResidualGetter
+    output_module: nn.Module
+    layer_norm: nn.Module | None
+
+
+@dataclass(frozen=True)
+class LinearTarget:
+    key: str
+    name: str
+    module: nn.Module
+    in_features: int
+    out_features: int
+
+
+@dataclass
+class HostOutput:
+    logits: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    hidden_states: torch.Tensor | None = None
+    encoder_hidden_states: torch.Tensor | None = None
+
+
+def _linear_shape(module: nn.Module) -> tuple[int, int] | None:
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if type(module).__name__ == "Conv1D":  # GPT-2 stores its linears transposed
+        weight = module.weight
+        return int(weight.shape[0]), int(weight.shape[1])
+    return None
+
+
+class Host(ABC):
+    """Entry points of one architecture family. Subclasses describe the blocks; this class finds linears."""
+
+    name: ClassVar[str]
+    family: ClassVar[Family]
+    model_types: ClassVar[tuple[str, ...]]
+    takes_position_ids: ClassVar[bool] = True
+    supports_heads: ClassVar[bool] = False
+    supports_invertible: ClassVar[bool] = True
+    default_lora_targets: ClassVar[tuple[str, ...]] = ()
+    ignored_linears: ClassVar[tuple[str, ...]] = ("lm_head",)
+
+    def input_embeddings(self, base: PreTrainedModel) -> nn.Embedding:
+        return base.get_input_embeddings()
+
+    def backbone(self, base: PreTrainedModel) -> nn.Module:
+        return base.base_model
+
+    @abstractmethod
+    def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]: ...
+
+    def _linears(self, base: PreTrainedModel) -> list[tuple[str, nn.Module, tuple[int, int]]]:
+        found = []
+        for name, module in base.named_modules():
+            shape = _linear_shape(module)
+            if shape is None or name.split(".")[-1] in self.ignored_linears:
+                continue
+            found.append((name, module, shape))
+        return found
+
+    def linear_names(self, base: PreTrainedModel) -> list[str]:
+        return sorted({name.split(".")[-1] for name, _, _ in self._linears(base)})
+
+    def lora_targets(self, base: PreTrainedModel, targets: list[str]) -> list[LinearTarget]:
+        wanted = set(targets or self.default_lora_targets)
+        unknown = wanted - set(self.linear_names(base))
+        if unknown:
+            raise UnsupportedError(
+                f"LoRA target_modules {sorted(unknown)} are not linear layers of this {self.name} model "
+                f"(choose among: {', '.join(self.linear_names(base))})"
+            )
+        return [
+            LinearTarget(name.replace(".", "-"), name, module, shape[0], shape[1])
+            for name, module, shape in self._linears(base)
+            if name.split(".")[-1] in wanted
+        ]
+
+    @abstractmethod
+    def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
+        """One forward pass of the assembled batch (prompts already at the input)."""
+
+    @abstractmethod
+    def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
+        """Generation from the assembled batch; representations stay routed per row throughout."""
+
+    def refuse(self, what: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.name} models cannot host {what}")

@@ -1,0 +1,95 @@
+"""Decoder-only models: GPT-2 and the Llama family (Llama, Qwen2, Mistral). Pre-norm blocks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
+
+if TYPE_CHECKING:
+    from xlt.assembly import Assembled
+    from xlt.routing import Route
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Token j predicts token j+1 (Hugging Face's convention); -100 labels are ignored."""
+    shifted = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+    return F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+
+
+class DecoderHost(Host):
+    """Subclasses name the block list and the four modules around each sub-layer."""
+
+    family: ClassVar = "decoder"
+
+    def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
+        raise NotImplementedError
+
+    def parts(self, block: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
+        """``{"attn": (norm before, attention), "ffn": (norm before, mlp)}``."""
+        raise NotImplementedError
+
+    def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]:
+        dim = self.input_embeddings(base).weight.shape[1]
+        sites = []
+        for i, block in enumerate(self.blocks(base)):
+            for where, (norm, sub) in self.parts(block).items():
+                sites.append(
+                    BottleneckSite(
+                        key=f"layers_{i}_{where}",
+                        where=where,  # type: ignore[arg-type]
+                        dim=dim,
+                        residual_module=norm,
+                        residual=arg(0, "hidden_states"),
+                        output_module=sub,
+                        layer_norm=None,
+                    )
+                )
+        return sites
+
+    def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
+        extra = {} if batch.position_ids is None else {"position_ids": batch.position_ids}
+        out = self.backbone(base)(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, use_cache=False, **extra
+        )
+        # The LM head runs on the input's positions only: prompt positions carry no prediction.
+        hidden = batch.to_input(out.last_hidden_state)
+        logits = base.get_output_embeddings()(hidden)
+        labels = kwargs.get("labels")
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return HostOutput(logits=logits, loss=loss, hidden_states=hidden)
+
+    def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
+        return base.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, **kwargs)
+
+
+class GPT2Host(DecoderHost):
+    name: ClassVar[str] = "gpt2"
+    model_types: ClassVar[tuple[str, ...]] = ("gpt2",)
+    default_lora_targets: ClassVar[tuple[str, ...]] = ("c_attn",)
+
+    def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
+        return self.backbone(base).h
+
+    def parts(self, block: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
+        return {"attn": (block.ln_1, block.attn), "ffn": (block.ln_2, block.mlp)}
+
+
+class LlamaHost(DecoderHost):
+    name: ClassVar[str] = "llama"
+    model_types: ClassVar[tuple[str, ...]] = ("llama", "qwen2", "qwen3", "mistral")
+    default_lora_targets: ClassVar[tuple[str, ...]] = ("q_proj", "v_proj")
+
+    def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
+        return self.backbone(base).layers
+
+    def parts(self, block: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
+        return {
+            "attn": (block.input_layernorm, block.self_attn),
+            "ffn": (block.post_attention_layernorm, block.mlp),
+        }

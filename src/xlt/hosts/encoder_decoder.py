@@ -1,0 +1,71 @@
+"""Encoder-decoders: T5, mT5, mt0. Prompts enter the encoder input; the decoder reads the prompted encoder
+output through cross-attention, in training and in generation alike."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+from xlt.errors import XLTError
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
+
+if TYPE_CHECKING:
+    from xlt.assembly import Assembled
+    from xlt.routing import Route
+
+
+class EncoderDecoderHost(Host):
+    name: ClassVar[str] = "encoder-decoder"
+    family: ClassVar = "encoder_decoder"
+    model_types: ClassVar[tuple[str, ...]] = ("t5", "mt5", "umt5")
+    takes_position_ids: ClassVar[bool] = False
+    supports_invertible: ClassVar[bool] = False
+    default_lora_targets: ClassVar[tuple[str, ...]] = ("q", "v")
+
+    def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]:
+        sites = []
+        for stack_name in ("encoder", "decoder"):
+            stack = getattr(base, stack_name)
+            for i, block in enumerate(stack.block):
+                attn, ffn = block.layer[0], block.layer[-1]
+                for where, sub in (("attn", attn), ("ffn", ffn)):
+                    sites.append(
+                        BottleneckSite(
+                            key=f"{stack_name}_{i}_{where}",
+                            where=where,
+                            dim=base.config.d_model,
+                            residual_module=sub.layer_norm,
+                            residual=arg(0, "hidden_states"),
+                            output_module=sub.dropout,
+                            layer_norm=None,
+                        )
+                    )
+        return sites
+
+    def encode(self, base: PreTrainedModel, batch: Assembled) -> BaseModelOutput:
+        out = base.get_encoder()(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask)
+        return BaseModelOutput(last_hidden_state=out.last_hidden_state)
+
+    def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
+        if kwargs.get("labels") is None and kwargs.get("decoder_input_ids") is None:
+            raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
+        encoded = self.encode(base, batch)
+        out = base(
+            encoder_outputs=encoded,
+            attention_mask=batch.attention_mask,
+            labels=kwargs.get("labels"),
+            decoder_input_ids=kwargs.get("decoder_input_ids"),
+            decoder_attention_mask=kwargs.get("decoder_attention_mask"),
+        )
+        return HostOutput(
+            logits=out.logits,
+            loss=out.loss,
+            encoder_hidden_states=batch.to_input(encoded.last_hidden_state),
+        )
+
+    def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
+        encoded = self.encode(base, batch)
+        return base.generate(encoder_outputs=encoded, attention_mask=batch.attention_mask, **kwargs)

@@ -1,0 +1,308 @@
+"""The object users hold: a frozen base model plus a bank of representations, run under plans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from xlt import __version__
+from xlt.assembly import Assembled, assemble
+from xlt.errors import PlanError, UnsupportedError, XLTError
+from xlt.fingerprint import Fingerprint
+from xlt.hosts import host_for
+from xlt.hosts.base import HostOutput
+from xlt.languages import get_language
+from xlt.plan import Plan
+from xlt.reps.base import RepConfig, RepInfo, Representation, Role
+from xlt.reps.context import BuildContext
+from xlt.reps.heads import Head, HeadConfig
+from xlt.reps.registry import kind_of_config
+from xlt.routing import ResolvedPlan, Route, resolve
+from xlt.runtime import Runtime
+
+PlanLike = Plan | str | Sequence[str] | None
+
+
+@dataclass
+class XLTOutput:
+    """``logits``: LM logits (text-to-text) or head logits (encoders); ``hidden_states``: the last layer at
+    the input's own positions (prompt positions removed); ``loss`` when labels were given."""
+
+    logits: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    hidden_states: torch.Tensor | None = None
+    encoder_hidden_states: torch.Tensor | None = None
+
+
+class XLTModel(nn.Module):
+    """A frozen Hugging Face model with composable language and task representations.
+
+    >>> model = XLTModel(base, tokenizer)
+    >>> model.add_language("sk", PromptConfig())                       # 'sk/prompt'
+    >>> model.add_task("nli", BottleneckConfig())                      # 'nli/bottleneck'
+    >>> model(input_ids, attention_mask, plan="sk/prompt+nli/bottleneck")
+    >>> model.generate(input_ids, attention_mask, plans=[...one plan per row...])
+    """
+
+    def __init__(
+        self, base: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None = None, *, name: str | None = None
+    ) -> None:
+        super().__init__()
+        self.base = base
+        self.tokenizer = tokenizer
+        self.host = host_for(base)
+        base.requires_grad_(False)
+        self.fingerprint = Fingerprint.of(base.config, name)
+        self.reps = nn.ModuleDict()
+        self.runtime = Runtime(base, self.host)
+        self.train(base.training)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, dtype: torch.dtype | None = None, tokenizer: bool = True, **kwargs: Any
+    ) -> XLTModel:
+        """Load a hub id or local directory with the Auto class its family needs (kwargs go to
+        ``from_pretrained``, e.g. ``local_files_only=True``)."""
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        if getattr(config, "is_encoder_decoder", False):
+            auto: Any = AutoModelForSeq2SeqLM
+        elif config.model_type in ("gpt2", "llama", "qwen2", "qwen3", "mistral"):
+            auto = AutoModelForCausalLM
+        else:
+            auto = AutoModel
+        extra = {"dtype": dtype} if dtype is not None else {}
+        base = auto.from_pretrained(name_or_path, config=config, **extra, **kwargs)
+        tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs) if tokenizer else None
+        return cls(base, tok, name=str(name_or_path))
+
+    # the bank ----------------------------------------------------------------------------------------
+    def add(
+        self,
+        config: RepConfig,
+        *,
+        role: Role | str,
+        language: str | None = None,
+        task: str | None = None,
+        name: str | None = None,
+        head: HeadConfig | None = None,
+        language_name: str | None = None,
+    ) -> Representation:
+        """Create a representation for this base model and put it in the bank (frozen until trained)."""
+        kind = kind_of_config(config)
+        role = Role(role)
+        name = name or f"{language if role is Role.LANGUAGE else task}/{kind.name}"
+        if name in self.reps:
+            raise XLTError(f"rep '{name}' already exists in this model (remove it first, or pass another name=)")
+        info = RepInfo(name, kind.name, role, language, task, self.fingerprint, self._provenance())
+        if head is not None:
+            self._check_head(name, role, head)
+        if language_name is None and language is not None:
+            try:
+                language_name = get_language(language).name
+            except XLTError:
+                language_name = None
+        ctx = BuildContext(self.base, self.host, self.tokenizer, language_name, task)
+        self._check_kind(config, name)
+        body = kind.build(config, ctx)
+        head_module = Head(head, ctx.hidden_size).to(self._device) if head is not None else None
+        rep = Representation(info, config, body, head_module)
+        return self.attach(rep)
+
+    def add_language(self, language: str, config: RepConfig, **kwargs: Any) -> Representation:
+        return self.add(config, role=Role.LANGUAGE, language=language, **kwargs)
+
+    def add_task(self, task: str, config: RepConfig, head: HeadConfig | None = None, **kwargs: Any) -> Representation:
+        return self.add(config, role=Role.TASK, task=task, head=head, **kwargs)
+
+    def attach(self, rep: Representation, *, allow_other_base: bool = False) -> Representation:
+        """Put an already built representation (e.g. loaded from disk) in the bank, after checking it fits."""
+        if rep.name in self.reps:
+            raise XLTError(f"rep '{rep.name}' already exists in this model (remove it first, or rename it)")
+        recorded = rep.info.fingerprint
+        if recorded is not None:
+            if allow_other_base:
+                recorded = Fingerprint(self.fingerprint.name, *list(recorded.shape.values()))
+            recorded.check_compatible(self.fingerprint, rep.name)
+        self._check_kind(rep.config, rep.name)
+        if rep.head is not None:
+            self._check_head(rep.name, rep.role, rep.head.config)
+        rep.requires_grad_(False)
+        if rep.entry == "blocks":
+            self.runtime.install_sites()
+            if getattr(rep.body, "invertible", None) is not None:
+                self.runtime.install_embeddings()
+        elif rep.entry == "linears":
+            targets = {t.key: t.module for t in self.host.lora_targets(self.base, rep.config.target_modules)}  # type: ignore[attr-defined]
+            self.runtime.install_linears({key: targets[key] for key in rep.body.deltas})  # type: ignore[attr-defined]
+        rep.train(self.training)
+        self.reps[rep.name] = rep.to(self._device)
+        return rep
+
+    def remove(self, name: str) -> Representation:
+        if name not in self.reps:
+            raise XLTError(f"no rep '{name}' in this model (it has: {', '.join(self.reps) or 'none'})")
+        rep = self.reps[name]
+        del self.reps[name]
+        return rep  # type: ignore[return-value]
+
+    def rep(self, name: str) -> Representation:
+        if name not in self.reps:
+            raise XLTError(f"no rep '{name}' in this model (it has: {', '.join(self.reps) or 'none'})")
+        return self.reps[name]  # type: ignore[return-value]
+
+    def _check_kind(self, config: RepConfig, name: str) -> None:
+        if getattr(config, "invertible", None) and not self.host.supports_invertible:
+            raise UnsupportedError(
+                f"rep '{name}': {self.host.name} models cannot host an invertible adapter (use invertible=None)"
+            )
+
+    def _check_head(self, name: str, role: Role, head: HeadConfig) -> None:
+        if not self.host.supports_heads:
+            raise UnsupportedError(
+                f"rep '{name}': {self.host.name} models are text-to-text and take no head (drop head=, and "
+                "train the task as generation)"
+            )
+        if role is not Role.TASK:
+            raise XLTError(f"rep '{name}': only task representations may own a head")
+
+    def _provenance(self) -> dict[str, Any]:
+        return {"xlt_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.base.parameters()).device
+
+    # training state ----------------------------------------------------------------------------------
+    def train_reps(self, *names: str) -> list[nn.Parameter]:
+        """Make exactly these reps trainable (the base and every other rep frozen); returns their params."""
+        for name in names:
+            self.rep(name)
+        params: list[nn.Parameter] = []
+        for name, rep in self.reps.items():
+            rep.requires_grad_(name in names)
+            if name in names:
+                params.extend(rep.parameters())
+        self.base.requires_grad_(False)
+        return params
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # plans and routes --------------------------------------------------------------------------------
+    def resolve(self, plan: PlanLike) -> ResolvedPlan:
+        return resolve(Plan.coerce(plan), self.reps)  # type: ignore[arg-type]
+
+    def route(self, batch_size: int, plan: PlanLike = None, plans: Sequence[PlanLike] | None = None) -> Route:
+        if plans is not None and plan is not None:
+            raise PlanError("pass either plan= (one plan for the batch) or plans= (one per row), not both")
+        if plans is None:
+            resolved = self.resolve(plan)
+            return Route([resolved] * batch_size, self._device)
+        if len(plans) != batch_size:
+            raise PlanError(f"plans= has {len(plans)} entries for a batch of {batch_size} rows; give one per row")
+        cache: dict[Plan, ResolvedPlan] = {}
+        resolved_rows = []
+        for item in plans:
+            p = Plan.coerce(item)
+            if p not in cache:
+                cache[p] = self.resolve(p)
+            resolved_rows.append(cache[p])
+        route = Route(resolved_rows, self._device)
+        if route.heads and route.headless_rows:
+            raise PlanError("some rows' plans have a head and some do not; route them in separate batches")
+        signatures = {rep.head.config.signature for rep, _ in route.heads}  # type: ignore[union-attr]
+        if len(signatures) > 1:
+            raise PlanError(f"rows use heads of different shapes {sorted(signatures)}; route them in separate batches")
+        return route
+
+    def assemble(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route) -> Assembled:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeds = self.host.input_embeddings(self.base)(input_ids)
+        groups = [(torch.cat([rep.body() for rep in reps]), rows) for reps, rows in route.prompt_groups]
+        return assemble(embeds, attention_mask, groups)
+
+    # compute -----------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        plan: PlanLike = None,
+        plans: Sequence[PlanLike] | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> XLTOutput:
+        """Run one batch. ``plan``: one plan for every row; ``plans``: one per row (a routed batch)."""
+        route = self.route(input_ids.shape[0], plan, plans)
+        with self.runtime.active(route):
+            batch = self.assemble(input_ids, attention_mask, route)
+            head_labels = labels if route.heads else None
+            out = self.host.run(self.base, batch, route, labels=None if route.heads else labels, **kwargs)
+            if route.heads:
+                return self._heads(out, batch, route, head_labels)
+        return XLTOutput(out.logits, out.loss, out.hidden_states, out.encoder_hidden_states)
+
+    def _heads(self, out: HostOutput, batch: Assembled, route: Route, labels: torch.Tensor | None) -> XLTOutput:
+        hidden = out.hidden_states
+        assert hidden is not None
+        logits: torch.Tensor | None = None
+        for rep, rows in route.heads:
+            head = rep.head
+            assert head is not None
+            if rows is None:
+                logits = head(hidden, batch.input_mask)
+            else:
+                part = head(hidden[rows], batch.input_mask[rows])
+                if logits is None:
+                    logits = part.new_zeros(hidden.shape[0], *part.shape[1:])
+                logits = logits.index_copy(0, rows, part)
+        assert logits is not None
+        loss = None
+        if labels is not None:
+            kind = route.heads[0][0].head.config.type  # type: ignore[union-attr]
+            loss = head_loss(kind, logits, labels)
+        return XLTOutput(logits, loss, hidden, None)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        plan: PlanLike = None,
+        plans: Sequence[PlanLike] | None = None,
+        **generate_kwargs: Any,
+    ) -> torch.Tensor:
+        """Hugging Face ``generate`` with every row's plan applied throughout (greedy, beam, sampling).
+
+        Encoder-decoders return the decoder's sequences; decoder-only models return the new tokens only.
+        """
+        route = self.route(input_ids.shape[0], plan, plans)
+        if route.heads:
+            raise PlanError("plans with a head cannot generate; call the model to get head logits")
+        with self.runtime.active(route):
+            batch = self.assemble(input_ids, attention_mask, route)
+            return self.host.generate(self.base, batch, route, **generate_kwargs)
+
+    def plans_of(self, names: Iterable[str]) -> list[Plan]:
+        return [Plan.coerce(name) for name in names]
+
+
+def head_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = logits.float()
+    if kind == "sequence":
+        return F.cross_entropy(logits, labels.to(logits.device))
+    if kind == "token":
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    start, end = logits[..., 0], logits[..., 1]
+    return (F.cross_entropy(start, labels[:, 0]) + F.cross_entropy(end, labels[:, 1])) / 2

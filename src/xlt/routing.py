@@ -1,0 +1,117 @@
+"""Per-row plans in one batch. Rows that share a representation are computed together, never one by one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from xlt.errors import PlanError
+from xlt.plan import Plan
+from xlt.reps.base import Representation
+
+Rows = torch.Tensor | None  # row indices into the batch; None: every row
+
+
+@dataclass(frozen=True)
+class ResolvedPlan:
+    """A plan checked against a model: its representations, in plan order."""
+
+    plan: Plan
+    reps: tuple[Representation, ...]
+
+    def by_entry(self, entry: str) -> tuple[Representation, ...]:
+        return tuple(rep for rep in self.reps if rep.entry == entry)
+
+    @property
+    def head(self) -> Representation | None:
+        heads = [rep for rep in self.reps if rep.head is not None]
+        return heads[0] if heads else None
+
+
+def resolve(plan: Plan, bank: Mapping[str, Representation]) -> ResolvedPlan:
+    """Validate a plan against the model's reps; every problem is one clear error before any compute."""
+    missing = [name for name in plan.reps if name not in bank]
+    if missing:
+        known = ", ".join(sorted(bank)) or "none"
+        raise PlanError(f"plan '{plan}' names unknown rep(s) {missing} (this model has: {known}; add or load them first)")
+    reps = tuple(bank[name] for name in plan.reps)
+    heads = [rep.name for rep in reps if rep.head is not None]
+    if len(heads) > 1:
+        raise PlanError(f"plan '{plan}' has two heads ({', '.join(heads)}); a plan may hold at most one head")
+    return ResolvedPlan(plan, reps)
+
+
+class Route:
+    """The grouping of a batch's rows by representation, computed once per forward or generate call."""
+
+    def __init__(self, plans: Sequence[ResolvedPlan], device: torch.device) -> None:
+        if not plans:
+            raise PlanError("a routed batch needs one plan per row; got none")
+        self.plans = list(plans)
+        self.batch_size = len(plans)
+        self.device = device
+        self._expanded: dict[tuple[int, int], torch.Tensor] = {}
+        by_plan: dict[Plan, list[int]] = {}
+        for row, resolved in enumerate(plans):
+            by_plan.setdefault(resolved.plan, []).append(row)
+        self.uniform = len(by_plan) == 1
+        first = {resolved.plan: resolved for resolved in plans}
+
+        prompt_rows: dict[tuple[str, ...], list[int]] = {}
+        prompt_reps: dict[tuple[str, ...], tuple[Representation, ...]] = {}
+        stacks: list[dict[str, list[int]]] = []
+        lora_rows: dict[str, list[int]] = {}
+        head_rows: dict[str, list[int]] = {}
+        self.reps: dict[str, Representation] = {}
+        for plan, rows in by_plan.items():
+            resolved = first[plan]
+            for rep in resolved.reps:
+                self.reps[rep.name] = rep
+            prompts = resolved.by_entry("input")
+            if prompts:
+                key = tuple(rep.name for rep in prompts)
+                prompt_rows.setdefault(key, []).extend(rows)
+                prompt_reps[key] = prompts
+            for depth, rep in enumerate(resolved.by_entry("blocks")):
+                while len(stacks) <= depth:
+                    stacks.append({})
+                stacks[depth].setdefault(rep.name, []).extend(rows)
+            for rep in resolved.by_entry("linears"):
+                lora_rows.setdefault(rep.name, []).extend(rows)
+            head = resolved.head
+            if head is not None:
+                head_rows.setdefault(head.name, []).extend(rows)
+        self.headless_rows = self.batch_size - sum(len(r) for r in head_rows.values())
+
+        self.prompt_groups = [(prompt_reps[key], self._rows(rows)) for key, rows in prompt_rows.items()]
+        self.stack = [[(self.reps[name], self._rows(rows)) for name, rows in depth.items()] for depth in stacks]
+        self.loras = [(self.reps[name], self._rows(rows)) for name, rows in lora_rows.items()]
+        self.heads = [(self.reps[name], self._rows(rows)) for name, rows in head_rows.items()]
+        self.invertible = [
+            [(rep, rows) for rep, rows in depth if getattr(rep.body, "invertible", None) is not None]
+            for depth in self.stack
+        ]
+        self.invertible = [depth for depth in self.invertible if depth]
+
+    def _rows(self, rows: list[int]) -> Rows:
+        if len(rows) == self.batch_size:
+            return None
+        return torch.tensor(sorted(rows), dtype=torch.long, device=self.device)
+
+    def expand(self, rows: torch.Tensor, batch: int) -> torch.Tensor:
+        """Map rows to a batch of ``batch`` rows: generation repeats each row (beams, samples) in place."""
+        if batch == self.batch_size:
+            return rows
+        if batch % self.batch_size:
+            raise PlanError(
+                f"routed batch of {self.batch_size} rows met a tensor of batch {batch}; "
+                "pass one plan per input row"
+            )
+        factor = batch // self.batch_size
+        key = (id(rows), factor)
+        if key not in self._expanded:
+            offsets = torch.arange(factor, device=rows.device)
+            self._expanded[key] = (rows.unsqueeze(1) * factor + offsets).reshape(-1)
+        return self._expanded[key]
