@@ -147,6 +147,20 @@ class XLTModel(nn.Module):
         self.reps[rep.name] = rep.to(self._device)
         return rep
 
+    def save_rep(self, name: str, directory: str | Path) -> Path:
+        """Write one rep as ``xlt_rep.json`` + ``rep.safetensors`` (atomically)."""
+        from xlt.formats.native import save_rep
+
+        return save_rep(self.rep(name), directory)
+
+    def load_rep(
+        self, directory: str | Path, *, name: str | None = None, allow_other_base: bool = False
+    ) -> Representation:
+        """Load a rep saved by :meth:`save_rep`; refuses one trained on another base model or shape."""
+        from xlt.formats.native import load_rep
+
+        return load_rep(self, directory, name=name, allow_other_base=allow_other_base)
+
     def remove(self, name: str) -> Representation:
         if name not in self.reps:
             raise XLTError(f"no rep '{name}' in this model (it has: {', '.join(self.reps) or 'none'})")

@@ -1,0 +1,44 @@
+# Two commands: `make demo` (xlt's main job on the embedded default) and `make test`.
+# Both install what they need into .venv/ (CPU torch from a pinned wheel; never the CUDA build).
+PYTHON ?= python3.11
+TORCH ?= torch==2.13.0
+VENV := .venv
+HF4 := $(VENV)/hf457
+PIP_QUIET ?= -q
+
+.PHONY: demo test lint install clean
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> installing xlt into $(VENV) (transformers 5.x)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_QUIET) "$(TORCH)"
+	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[test]" "$(TORCH)" "transformers>=5,<6"
+	touch $@
+
+# A second environment on transformers 4.57 with AdapterHub (which pins it), used as a test oracle.
+$(HF4)/.installed: pyproject.toml $(VENV)/.installed
+	@echo "==> installing the transformers 4.57 + AdapterHub test environment into $(HF4)"
+	$(PYTHON) -m venv $(HF4)
+	$(HF4)/bin/pip install $(PIP_QUIET) --upgrade pip
+	$(HF4)/bin/pip install $(PIP_QUIET) "$(TORCH)"
+	$(HF4)/bin/pip install $(PIP_QUIET) -e ".[test]" "$(TORCH)" "transformers==4.57.*" "huggingface_hub<1.0" "adapters==1.3.0"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/xlt demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.installed $(HF4)/.installed
+	$(VENV)/bin/ruff check .
+	@echo "==> tests on transformers 5.x"
+	$(VENV)/bin/python -m pytest
+	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
+	$(HF4)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
