@@ -74,7 +74,9 @@ def main() -> None:
             print("peft not installed: skipping the PEFT column")
         else:
             peft_model = get_peft_model(
-                copy.deepcopy(base), LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"]), adapter_name=codes[0]
+                copy.deepcopy(base),
+                LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"]),
+                adapter_name=codes[0],
             )
             for code in codes[1:]:
                 peft_model.add_adapter(code, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"]))

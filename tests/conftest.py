@@ -27,3 +27,45 @@ def e5(e5_dir):
 
 
 # ---- end of xlt.e5 fixtures -------------------------------------------------------------------------------
+
+
+# ---- core suite fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bank():
+    """``bank(arch)``: a shared XLTModel with the standard bank of perturbed reps (see core_helpers), built
+    once per family. Tests may run it but must not change it (train, add, remove, or switch its mode)."""
+    from core_helpers import standard_bank
+
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            cache[arch] = standard_bank(arch)
+        return cache[arch]
+
+    return get
+
+
+CORE_TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded_core_tests(request):
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine spinning threads slow
+    the suite several-fold: core tests (tests/test_*.py but test_e5.py) run with one torch thread."""
+    if request.path.parent != CORE_TESTS or request.path.name == "test_e5.py":
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---- end of core suite fixtures ---------------------------------------------------------------------------

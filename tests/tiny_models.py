@@ -38,44 +38,109 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 def _t5(cls, config_cls, **extra):
     config = config_cls(
-        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=0, eos_token_id=1,
-        decoder_start_token_id=0, dropout_rate=0.0, **extra,
+        vocab_size=VOCAB,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        dropout_rate=0.0,
+        **extra,
     )
     return cls(config)
 
 
 BUILDERS = {
     "t5": lambda: _t5(T5ForConditionalGeneration, T5Config),
-    "mt5": lambda: _t5(MT5ForConditionalGeneration, MT5Config, feed_forward_proj="gated-gelu", tie_word_embeddings=False),
+    "mt5": lambda: _t5(
+        MT5ForConditionalGeneration, MT5Config, feed_forward_proj="gated-gelu", tie_word_embeddings=False
+    ),
     "bert": lambda: BertModel(
-        BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                   max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        ),
         add_pooling_layer=False,
     ),
     "xlm-roberta": lambda: XLMRobertaModel(
-        XLMRobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         intermediate_size=64, max_position_embeddings=70, pad_token_id=0,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        XLMRobertaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=70,
+            pad_token_id=0,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        ),
         add_pooling_layer=False,
     ),
     "gpt2": lambda: GPT2LMHeadModel(
-        GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
-                   attn_pdrop=0.0, bos_token_id=3, eos_token_id=1, pad_token_id=0)
+        GPT2Config(
+            vocab_size=VOCAB,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=3,
+            eos_token_id=1,
+            pad_token_id=0,
+        )
     ),
     "llama": lambda: LlamaForCausalLM(
-        LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, max_position_embeddings=64, bos_token_id=3, eos_token_id=1, pad_token_id=0)
+        LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            bos_token_id=3,
+            eos_token_id=1,
+            pad_token_id=0,
+        )
     ),
     "qwen2": lambda: Qwen2ForCausalLM(
-        Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, max_position_embeddings=64, bos_token_id=3, eos_token_id=1, pad_token_id=0)
+        Qwen2Config(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            bos_token_id=3,
+            eos_token_id=1,
+            pad_token_id=0,
+        )
     ),
 }
 ARCHS = list(BUILDERS)
 FAMILY = {
-    "t5": "encoder_decoder", "mt5": "encoder_decoder", "bert": "encoder", "xlm-roberta": "encoder",
-    "gpt2": "decoder", "llama": "decoder", "qwen2": "decoder",
+    "t5": "encoder_decoder",
+    "mt5": "encoder_decoder",
+    "bert": "encoder",
+    "xlm-roberta": "encoder",
+    "gpt2": "decoder",
+    "llama": "decoder",
+    "qwen2": "decoder",
 }
 
 

@@ -2,10 +2,11 @@
 
 __version__ = "0.1.0"
 
-from xlt.errors import FingerprintError, FormatError, PlanError, UnsupportedError, XLTError  # noqa: E402
-from xlt.fingerprint import Fingerprint  # noqa: E402
-from xlt.plan import Plan  # noqa: E402
-from xlt.reps import (  # noqa: E402
+from xlt.errors import FingerprintError, FormatError, PlanError, UnsupportedError, XLTError
+from xlt.fingerprint import Fingerprint
+from xlt.model import XLTModel, XLTOutput
+from xlt.plan import Plan
+from xlt.reps import (
     BottleneckConfig,
     HeadConfig,
     LoRAConfig,
@@ -15,7 +16,6 @@ from xlt.reps import (  # noqa: E402
     Role,
     register_kind,
 )
-from xlt.model import XLTModel, XLTOutput  # noqa: E402
 
 __all__ = [
     "BottleneckConfig",
@@ -35,4 +35,5 @@ __all__ = [
     "XLTModel",
     "XLTOutput",
     "__version__",
+    "register_kind",
 ]

@@ -41,11 +41,13 @@ def assemble(
     prompt_groups: list[tuple[torch.Tensor, torch.Tensor | None]],
 ) -> Assembled:
     """``prompt_groups``: (prompt vectors [p, d], rows or None for all rows) for every distinct prompt."""
-    batch, length, dim = embeds.shape
+    batch, _, dim = embeds.shape
     mask = mask.to(torch.long)
-    if not prompt_groups:
+    if not prompt_groups and bool(mask.all()):
         return Assembled(embeds, mask, None, None, mask)
-    width = max(vectors.shape[0] for vectors, _ in prompt_groups)
+    # Padded rows are packed even without prompts: a right-padded row would generate after its padding, and a
+    # left-padded one would get shifted absolute positions (GPT-2, BERT) without explicit position ids.
+    width = max((vectors.shape[0] for vectors, _ in prompt_groups), default=0)
     block = embeds.new_zeros(batch, width, dim)
     block_mask = mask.new_zeros(batch, width)
     for vectors, rows in prompt_groups:

@@ -130,17 +130,29 @@ def run_demo(languages: str = "all", prompt_tokens: int = 50, threads: int | Non
     return rows
 
 
-def print_table(model: XLTModel, rows: list[Row], routed_s: float, solo_s: float, reload_diff: float, total: float) -> None:
-    sizes = {kind: next(r for r in model.reps.values() if r.kind == kind).num_parameters() for kind in ("prompt", "bottleneck")}
+def print_table(
+    model: XLTModel, rows: list[Row], routed_s: float, solo_s: float, reload_diff: float, total: float
+) -> None:
+    sizes = {
+        kind: next(r for r in model.reps.values() if r.kind == kind).num_parameters()
+        for kind in ("prompt", "bottleneck")
+    }
     print()
     print("| lang | name | tokens | max abs diff, prompt + task | max abs diff, adapter + task | cos to en (base) |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         name = get_language(r.language).name
-        print(f"| {r.language} | {name} | {r.tokens} | {r.prompt_diff:.1e} | {r.adapter_diff:.1e} | {r.cosine_to_en:.3f} |")
+        print(
+            f"| {r.language} | {name} | {r.tokens} | {r.prompt_diff:.1e} | {r.adapter_diff:.1e} "
+            f"| {r.cosine_to_en:.3f} |"
+        )
     print()
-    print(f"base model: {model.fingerprint.name}, {sum(p.numel() for p in model.base.parameters()):,} frozen parameters")
+    print(
+        f"base model: {model.fingerprint.name}, {sum(p.numel() for p in model.base.parameters()):,} frozen parameters"
+    )
     print(f"per language: prompt {sizes['prompt']:,} trainable parameters, adapter {sizes['bottleneck']:,}")
-    print(f"one routed batch of {2 * len(rows)} rows: {routed_s:.2f} s; the same rows alone: {solo_s:.2f} s "
-          f"({solo_s / routed_s:.1f}x)")
+    print(
+        f"one routed batch of {2 * len(rows)} rows: {routed_s:.2f} s; the same rows alone: {solo_s:.2f} s "
+        f"({solo_s / routed_s:.1f}x)"
+    )
     print(f"save -> load round trip: max abs diff {reload_diff:.1e}; total {total:.1f} s")

@@ -11,8 +11,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from xlt import __version__
 from xlt.assembly import Assembled, assemble
@@ -54,7 +61,11 @@ class XLTModel(nn.Module):
     """
 
     def __init__(
-        self, base: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None = None, *, name: str | None = None
+        self,
+        base: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         self.base = base
@@ -68,7 +79,12 @@ class XLTModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, dtype: torch.dtype | None = None, tokenizer: bool = True, **kwargs: Any
+        cls,
+        name_or_path: str | Path,
+        *,
+        dtype: torch.dtype | None = None,
+        tokenizer: bool = True,
+        **kwargs: Any,
     ) -> XLTModel:
         """Load a hub id or local directory with the Auto class its family needs (kwargs go to
         ``from_pretrained``, e.g. ``local_files_only=True``)."""
@@ -301,6 +317,8 @@ class XLTModel(nn.Module):
 
         Encoder-decoders return the decoder's sequences; decoder-only models return the new tokens only.
         """
+        if not self.host.supports_generation:  # refuse before any compute, as every other refusal
+            raise self.host.refuse("generation (an encoder has no decoder; use a task head)")
         route = self.route(input_ids.shape[0], plan, plans)
         if route.heads:
             raise PlanError("plans with a head cannot generate; call the model to get head logits")

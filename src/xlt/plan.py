@@ -22,7 +22,8 @@ class Plan:
     reps: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        reps = tuple(self.reps)
+        # Plan("sk/prompt+nli/bottleneck") is the parsed plan, not a tuple of its characters
+        reps = Plan.parse(self.reps).reps if isinstance(self.reps, str) else tuple(self.reps)
         object.__setattr__(self, "reps", reps)
         for name in reps:
             if not isinstance(name, str) or not name:

@@ -35,8 +35,16 @@ def resolve(plan: Plan, bank: Mapping[str, Representation]) -> ResolvedPlan:
     missing = [name for name in plan.reps if name not in bank]
     if missing:
         known = ", ".join(sorted(bank)) or "none"
-        raise PlanError(f"plan '{plan}' names unknown rep(s) {missing} (this model has: {known}; add or load them first)")
+        raise PlanError(
+            f"plan '{plan}' names unknown rep(s) {missing} (this model has: {known}; add or load them first)"
+        )
     reps = tuple(bank[name] for name in plan.reps)
+    coupled = [rep.name for rep in reps if getattr(rep.body, "invertible", None) is not None]
+    if len(coupled) > 1:
+        raise PlanError(
+            f"plan '{plan}' has two invertible adapters ({', '.join(coupled)}); only one can couple the embeddings "
+            "(train the other without invertible=)"
+        )
     heads = [rep.name for rep in reps if rep.head is not None]
     if len(heads) > 1:
         raise PlanError(f"plan '{plan}' has two heads ({', '.join(heads)}); a plan may hold at most one head")
@@ -64,6 +72,7 @@ class Route:
         stacks: list[dict[str, list[int]]] = []
         lora_rows: dict[str, list[int]] = {}
         head_rows: dict[str, list[int]] = {}
+        invertible_rows: dict[str, list[int]] = {}
         self.reps: dict[str, Representation] = {}
         for plan, rows in by_plan.items():
             resolved = first[plan]
@@ -78,6 +87,9 @@ class Route:
                 while len(stacks) <= depth:
                     stacks.append({})
                 stacks[depth].setdefault(rep.name, []).extend(rows)
+            coupled = [rep for rep in resolved.by_entry("blocks") if getattr(rep.body, "invertible", None) is not None]
+            if coupled:  # as AdapterHub's Stack: the first invertible adapter of the plan
+                invertible_rows.setdefault(coupled[0].name, []).extend(rows)
             for rep in resolved.by_entry("linears"):
                 lora_rows.setdefault(rep.name, []).extend(rows)
             head = resolved.head
@@ -89,11 +101,7 @@ class Route:
         self.stack = [[(self.reps[name], self._rows(rows)) for name, rows in depth.items()] for depth in stacks]
         self.loras = [(self.reps[name], self._rows(rows)) for name, rows in lora_rows.items()]
         self.heads = [(self.reps[name], self._rows(rows)) for name, rows in head_rows.items()]
-        self.invertible = [
-            [(rep, rows) for rep, rows in depth if getattr(rep.body, "invertible", None) is not None]
-            for depth in self.stack
-        ]
-        self.invertible = [depth for depth in self.invertible if depth]
+        self.invertible = [(self.reps[name], self._rows(rows)) for name, rows in invertible_rows.items()]
 
     def _rows(self, rows: list[int]) -> Rows:
         if len(rows) == self.batch_size:
@@ -106,8 +114,7 @@ class Route:
             return rows
         if batch % self.batch_size:
             raise PlanError(
-                f"routed batch of {self.batch_size} rows met a tensor of batch {batch}; "
-                "pass one plan per input row"
+                f"routed batch of {self.batch_size} rows met a tensor of batch {batch}; pass one plan per input row"
             )
         factor = batch // self.batch_size
         key = (id(rows), factor)

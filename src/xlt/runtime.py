@@ -67,7 +67,7 @@ class Runtime:
         if self._embeddings:
             return
         self._embeddings = True
-        embeddings = self.host.input_embeddings(self.base)
+        embeddings = self.host.embedding_output(self.base)
         self._handles.append(embeddings.register_forward_hook(self._invertible_hook))
         head = self.base.get_output_embeddings()
         if head is not None:
@@ -91,9 +91,9 @@ class Runtime:
             for depth in route.stack:
                 new = h
                 for rep, rows in depth:
-                    block = rep.body.blocks[site.key] if site.key in rep.body.blocks else None
-                    if block is None:
+                    if site.key not in rep.body.blocks:  # ModuleDict has no .get
                         continue
+                    block = rep.body.blocks[site.key]
                     if rows is None:
                         new = apply_stack(h, inp, site.layer_norm, [block])
                     else:
@@ -126,18 +126,15 @@ class Runtime:
     def _couple(self, h: torch.Tensor, reverse: bool) -> torch.Tensor:
         route = self.route
         assert route is not None
-        depths = reversed(route.invertible) if reverse else route.invertible
-        for depth in depths:
-            new = h
-            for rep, rows in depth:
-                coupling = rep.body.invertible
-                if rows is None:
-                    new = coupling(h, reverse=reverse)
-                else:
-                    r = route.expand(rows, h.shape[0])
-                    new = new.index_copy(0, r, coupling(h[r], reverse=reverse))
-            h = new
-        return h
+        out = h
+        for rep, rows in route.invertible:
+            coupling = rep.body.invertible
+            if rows is None:
+                out = coupling(h, reverse=reverse)
+            else:
+                r = route.expand(rows, h.shape[0])
+                out = out.index_copy(0, r, coupling(h[r], reverse=reverse))
+        return out
 
     def _invertible_hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
         if self.route is None or not self.route.invertible:

@@ -44,14 +44,18 @@ def save_rep(rep: Representation, directory: str | Path) -> Path:
 def read_rep_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
-        raise FormatError(f"{directory} holds no {CONFIG_NAME} (not an xlt rep; for PEFT or AdapterHub files use "
-                          "xlt.formats.import_peft_prompt / import_adapterhub)")
+        raise FormatError(
+            f"{directory} holds no {CONFIG_NAME} (not an xlt rep; for PEFT or AdapterHub files use "
+            "xlt.formats.import_peft_prompt / import_adapterhub)"
+        )
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); re-save the rep") from exc
-    if data.get("format") != "xlt-rep":
-        raise FormatError(f"{path} is not an xlt rep config (missing \"format\": \"xlt-rep\")")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path} is not UTF-8 text ({exc.reason}); re-save the rep") from exc
+    if not isinstance(data, dict) or data.get("format") != "xlt-rep":
+        raise FormatError(f'{path} is not an xlt rep config (missing "format": "xlt-rep")')
     return data
 
 
@@ -64,9 +68,14 @@ def load_rep(
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise FormatError(f"{directory} has {CONFIG_NAME} but no {WEIGHTS_NAME}; the rep was not saved completely")
-    kind = get_kind(data["kind"])
-    config = kind.config_cls.from_dict(data["config"])
-    info = RepInfo.from_dict(data)
+    try:
+        kind = get_kind(data["kind"])
+        config = kind.config_cls.from_dict(data["config"])
+        info = RepInfo.from_dict(data)
+        head_config = HeadConfig.from_dict(data["head"]) if data.get("head") else None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # XLTError is a ValueError
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise FormatError(f"{directory / CONFIG_NAME} is not a valid xlt rep config ({what}); re-save the rep") from exc
     if name is not None:
         info.name = name
     if info.fingerprint is not None:
@@ -76,6 +85,10 @@ def load_rep(
 
             fingerprint = Fingerprint(model.fingerprint.name, *list(fingerprint.shape.values()))
         fingerprint.check_compatible(model.fingerprint, info.name)
+    # what this host cannot take is refused as such, before building it or reading its weights
+    model._check_kind(config, info.name)
+    if head_config is not None:
+        model._check_head(info.name, info.role, head_config)
     ctx = BuildContext(model.base, model.host, model.tokenizer, None, info.task)
     if config.kind == "prompt":
         # Text init would tokenise and look up embeddings only to be overwritten: start from zeros instead.
@@ -83,9 +96,12 @@ def load_rep(
     else:
         config_for_build = config
     body = kind.build(config_for_build, ctx)
-    head = Head(HeadConfig.from_dict(data["head"]), ctx.hidden_size) if data.get("head") else None
+    head = Head(head_config, ctx.hidden_size) if head_config is not None else None
     rep = Representation(info, config, body, head)
-    state = load_file(str(weights), device="cpu")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # safetensors raises its own error type (and OSError) on a corrupt file
+        raise FormatError(f"{weights} is not a readable safetensors file ({exc}); re-save the rep") from exc
     expected = rep.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -95,8 +111,10 @@ def load_rep(
         )
     for key, value in state.items():
         if value.shape != expected[key].shape:
-            raise FormatError(f"{weights}: tensor {key} has shape {tuple(value.shape)}, expected "
-                              f"{tuple(expected[key].shape)} on this model")
+            raise FormatError(
+                f"{weights}: tensor {key} has shape {tuple(value.shape)}, expected "
+                f"{tuple(expected[key].shape)} on this model"
+            )
     with torch.no_grad():
         rep.load_state_dict(state)
     return model.attach(rep, allow_other_base=allow_other_base)

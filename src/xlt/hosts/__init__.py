@@ -27,4 +27,12 @@ def host_for(base: PreTrainedModel) -> Host:
     )
 
 
-__all__ = ["HOSTS", "BottleneckSite", "Host", "HostOutput", "LinearTarget", "host_for", "supported_model_types"]
+__all__ = [
+    "HOSTS",
+    "BottleneckSite",
+    "Host",
+    "HostOutput",
+    "LinearTarget",
+    "host_for",
+    "supported_model_types",
+]

@@ -82,12 +82,17 @@ class Host(ABC):
     model_types: ClassVar[tuple[str, ...]]
     takes_position_ids: ClassVar[bool] = True
     supports_heads: ClassVar[bool] = False
+    supports_generation: ClassVar[bool] = True
     supports_invertible: ClassVar[bool] = True
     default_lora_targets: ClassVar[tuple[str, ...]] = ()
     ignored_linears: ClassVar[tuple[str, ...]] = ("lm_head",)
 
     def input_embeddings(self, base: PreTrainedModel) -> nn.Embedding:
         return base.get_input_embeddings()
+
+    def embedding_output(self, base: PreTrainedModel) -> nn.Module:
+        """The module whose output enters the first block (where MAD-X's invertible adapter couples)."""
+        return self.input_embeddings(base)
 
     def backbone(self, base: PreTrainedModel) -> nn.Module:
         return base.base_model

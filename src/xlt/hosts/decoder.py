@@ -76,6 +76,9 @@ class GPT2Host(DecoderHost):
     def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
         return self.backbone(base).h
 
+    def embedding_output(self, base: PreTrainedModel) -> nn.Module:
+        return self.backbone(base).drop  # after token + position embeddings, once per forward
+
     def parts(self, block: nn.Module) -> dict[str, tuple[nn.Module, nn.Module]]:
         return {"attn": (block.ln_1, block.attn), "ffn": (block.ln_2, block.mlp)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
@@ -19,6 +20,7 @@ class EncoderHost(Host):
     family: ClassVar = "encoder"
     model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
     supports_heads: ClassVar[bool] = True
+    supports_generation: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("query", "value")
     ignored_linears: ClassVar[tuple[str, ...]] = ("decoder", "classifier", "qa_outputs")
 
@@ -38,6 +40,9 @@ class EncoderHost(Host):
                     )
                 )
         return sites
+
+    def embedding_output(self, base: PreTrainedModel) -> nn.Module:
+        return self.backbone(base).embeddings
 
     def position_offset(self, base: PreTrainedModel) -> int:
         # RoBERTa-style models count positions from padding_idx + 1 (what they compute for themselves).

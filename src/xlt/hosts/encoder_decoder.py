@@ -53,10 +53,11 @@ class EncoderDecoderHost(Host):
         if kwargs.get("labels") is None and kwargs.get("decoder_input_ids") is None:
             raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
         encoded = self.encode(base, batch)
+        labels = kwargs.get("labels")
         out = base(
             encoder_outputs=encoded,
             attention_mask=batch.attention_mask,
-            labels=kwargs.get("labels"),
+            labels=labels.contiguous() if labels is not None else None,  # T5's loss calls .view on them
             decoder_input_ids=kwargs.get("decoder_input_ids"),
             decoder_attention_mask=kwargs.get("decoder_attention_mask"),
         )

@@ -36,9 +36,7 @@ class RepConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise XLTError(
-                f"unknown {cls.kind or cls.__name__} option(s) {unknown} (allowed: {sorted(known)})"
-            )
+            raise XLTError(f"unknown {cls.kind or cls.__name__} option(s) {unknown} (allowed: {sorted(known)})")
         return cls(**data)
 
 
@@ -57,9 +55,7 @@ class RepInfo:
     def __post_init__(self) -> None:
         self.role = Role(self.role)
         if not _NAME.match(self.name):
-            raise XLTError(
-                f"invalid rep name {self.name!r}: use letters, digits, '_', '-' and '/' (e.g. 'sk/prompt')"
-            )
+            raise XLTError(f"invalid rep name {self.name!r}: use letters, digits, '_', '-' and '/' (e.g. 'sk/prompt')")
         if self.role is Role.LANGUAGE and not self.language:
             raise XLTError(f"rep '{self.name}' has role 'language' but no language code (pass language='sk')")
         if self.role is Role.TASK and not self.task:

@@ -23,8 +23,10 @@ class BottleneckConfig(RepConfig):
     every block, reduction factor 16, ReLU, the adapter reading the sub-layer output plus its residual (after
     the block's own layer norm, where the block has one) and adding back the sub-layer output
     (``residual_before_ln``). ``BottleneckConfig.houlsby()`` gives the double adapter (after attention too,
-    swish, reading the sub-layer output alone). ``invertible="nice"`` adds the MAD-X invertible adapter on the
-    input embeddings (applied in reverse before an LM head).
+    swish, reading the sub-layer output alone). ``invertible="nice"`` adds the MAD-X invertible
+    adapter where AdapterHub couples it (the embedding layer's output: BERT's embeddings module, GPT-2's
+    embedding dropout, Llama's token embeddings); only the plan's first invertible adapter applies, as in
+    AdapterHub's Stack. It runs in reverse before an LM head (MAD-X; AdapterHub reverses only in flex heads).
     """
 
     kind: ClassVar[str] = "bottleneck"
@@ -85,7 +87,7 @@ class BottleneckBlock(nn.Module):
 
     def __init__(self, dim: int, config: BottleneckConfig) -> None:
         super().__init__()
-        inner = int(dim // config.reduction_factor)
+        inner = max(1, int(dim // config.reduction_factor))  # as AdapterHub: never zero-width
         self.down = nn.Linear(dim, inner)
         self.act = _activation(config.non_linearity)
         self.up = nn.Linear(inner, dim)
@@ -108,8 +110,9 @@ class NiceCoupling(nn.Module):
         split2 = dim - self.split1
         rf = config.invertible_reduction_factor
         act = config.invertible_non_linearity
-        self.F = nn.Sequential(nn.Linear(split2, int(split2 // rf)), _activation(act), nn.Linear(int(split2 // rf), self.split1))
-        self.G = nn.Sequential(nn.Linear(self.split1, int(self.split1 // rf)), _activation(act), nn.Linear(int(self.split1 // rf), split2))
+        inner1, inner2 = max(1, int(split2 // rf)), max(1, int(self.split1 // rf))
+        self.F = nn.Sequential(nn.Linear(split2, inner1), _activation(act), nn.Linear(inner1, self.split1))
+        self.G = nn.Sequential(nn.Linear(self.split1, inner2), _activation(act), nn.Linear(inner2, split2))
 
     def forward(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         dtype = x.dtype

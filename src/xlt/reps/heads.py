@@ -56,8 +56,9 @@ class HeadConfig:
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    if how == "cls":
-        return hidden[:, 0]
+    if how == "cls":  # the first real token of each row (a left-padded row does not start at position 0)
+        first = mask.long().argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first.to(hidden.device)]
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 

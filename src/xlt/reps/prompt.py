@@ -68,8 +68,12 @@ def init_token_ids(config: PromptConfig, ctx: BuildContext) -> list[int]:
             "language:'), or use init='vocab'"
         )
     if ctx.tokenizer is None:
-        raise XLTError("prompt init 'text' needs a tokenizer: create the XLTModel with tokenizer=..., or use init='vocab'")
-    text = text.replace("{language}", ctx.language_name or "English").replace("{Language}", ctx.language_name or "English")
+        raise XLTError(
+            "prompt init 'text' needs a tokenizer: create the XLTModel with tokenizer=..., or use init='vocab'"
+        )
+    text = text.replace("{language}", ctx.language_name or "English").replace(
+        "{Language}", ctx.language_name or "English"
+    )
     ids = list(ctx.tokenizer(text, add_special_tokens=config.init_special_tokens)["input_ids"])
     if not ids:
         raise XLTError(f"init_text {text!r} tokenises to nothing; give a longer text")
