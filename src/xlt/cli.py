@@ -36,14 +36,17 @@ def convert_e5(out: Path | None = None) -> None:
 
 
 def inspect(path: Path) -> None:
-    """Print a saved representation's config (xlt, PEFT prompt or AdapterHub directory).
+    """Print a saved representation's format and config (xlt, PEFT prompt or AdapterHub directory).
 
     Args:
         path: the representation's directory.
     """
+    from xlt.formats.interop import FOREIGN_CONFIG_NAME, detect_format, read_json
     from xlt.formats.native import read_rep_config
 
-    print(json.dumps(read_rep_config(path), indent=2, ensure_ascii=False))
+    fmt = detect_format(path)
+    data = read_rep_config(path) if fmt == "xlt" else read_json(Path(path) / FOREIGN_CONFIG_NAME)
+    print(json.dumps({"format": fmt, "config": data}, indent=2, ensure_ascii=False))
 
 
 def languages() -> None:
