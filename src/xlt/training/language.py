@@ -1,0 +1,121 @@
+"""Training a language representation: a soft language prompt, language adapter or LoRA, with the family's
+language-modelling objective on that language's text, the base model frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from xlt.errors import XLTError
+from xlt.model import XLTModel
+from xlt.plan import Plan
+from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig, RepConfig
+from xlt.training.corpora import CorpusConfig
+from xlt.training.data import SegmentSource, fixed_batches, micro_batches
+from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
+from xlt.training.lm_head import MaskedLMHead
+from xlt.training.loop import TrainConfig, TrainingModule, train
+from xlt.training.run import claim_output_dir, write_result
+
+Kind = Literal["prompt", "bottleneck", "lora"]
+CONFIGS: dict[str, type[RepConfig]] = {
+    "prompt": PromptConfig,
+    "bottleneck": BottleneckConfig,
+    "lora": LoRAConfig,
+}
+
+
+@dataclass
+class LanguageRun:
+    """One language representation to train.
+
+    Args:
+        language: ISO code of the language (e.g. "sk").
+        kind: "prompt" (soft language prompt), "bottleneck" (language adapter) or "lora".
+        corpus: where the language's text comes from.
+        output_dir: run directory; the trained rep is written to output_dir/rep.
+        rep: options of the kind's config (e.g. {"num_virtual_tokens": 50} or {"reduction_factor": 16}).
+        objective: language-modelling objective settings.
+        train: optimisation settings.
+        validation_segments: validation segments used at each evaluation.
+        lm_head: directory of an xlt LM head (encoders without their own MLM head, such as e5).
+    """
+
+    language: str
+    kind: Kind
+    corpus: CorpusConfig
+    output_dir: Path
+    rep: dict[str, Any] = field(default_factory=dict)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_segments: int = 64
+    lm_head: Path | None = None
+
+
+def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
+    """Train (or resume, or reuse) ``{language}/{kind}`` on ``model``; returns the saved rep's directory.
+
+    The trained rep stays in the model's bank under its name.
+    """
+    if run.kind not in CONFIGS:
+        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    out = Path(run.output_dir)
+    rep_dir = out / "rep"
+    name = f"{run.language}/{run.kind}"
+    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
+        log(f"{name}: already trained in {out}, reusing it")
+        if name not in model.reps:
+            model.load_rep(rep_dir)
+        return rep_dir
+    head = _lm_head(model, run.lm_head)
+    if name in model.reps:
+        model.remove(name)
+    rep = model.add_language(run.language, CONFIGS[run.kind].from_dict(dict(run.rep)))
+    plan = Plan((name,))
+    objective = lm_objective(model, plan, run.objective, head)
+    source = SegmentSource(run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed)
+    micro = run.train.batch_size // run.train.gradient_accumulation
+    batches = micro_batches(source.train, objective.collate, micro, run.train.seed)
+    validation = fixed_batches(source.validation(run.validation_segments), objective.collate, micro, run.train.seed)
+    extra = {"lm_head": head} if head is not None else None
+    scorer = TrainingModule(model, objective.loss, extra)
+    result = train(
+        config=run.train,
+        model=model,
+        trainable={name: rep},
+        kind=run.kind,
+        loss_fn=objective.loss,
+        batches=batches,
+        evaluate=(lambda: evaluate_loss(scorer, objective.loss, validation)) if validation else None,
+        output_dir=out,
+        metric="loss",
+        extra=extra,
+        log=log,
+    )
+    model.save_rep(name, rep_dir)
+    write_result(
+        out,
+        {
+            "objective": objective.name,
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best": result.best,
+            "history": result.history,
+            "seconds": result.seconds,
+            "tokens": result.tokens,
+            "tokens_per_second": result.tokens_per_second,
+            "stopped_early": result.stopped_early,
+        },
+    )
+    return rep_dir
+
+
+def _lm_head(model: XLTModel, path: Path | None) -> MaskedLMHead | None:
+    if model.host.family != "encoder":
+        return None
+    if path is None:
+        return None
+    head = MaskedLMHead.load(path, model.host.input_embeddings(model.base), model.fingerprint)
+    head.requires_grad_(False)
+    return head

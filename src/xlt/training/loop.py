@@ -1,0 +1,316 @@
+"""The training loop, on Hugging Face Accelerate: one loop for every kind, role and architecture.
+
+Only the given trainable modules get gradients. Evaluation every ``eval_every`` steps keeps the best weights
+(for every kind), which are restored at the end. Checkpoints every ``checkpoint_every`` steps hold the
+trainable weights, the best ones, the optimiser, the schedule, every RNG and the step, written atomically as
+safetensors + JSON; a killed run started again with the same config resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from xlt.errors import XLTError
+from xlt.formats.atomic import atomic_directory
+from xlt.training.checkpoint import (
+    load_optimizer_state,
+    load_state,
+    optimizer_state,
+    restore_rng,
+    rng_state,
+    save_state,
+)
+from xlt.training.optim import Defaults, OptimizerName, build_optimizer, linear_schedule
+
+Batch = dict[str, torch.Tensor]
+BatchStream = Callable[[int, int, int], Iterator[Batch]]  # (first micro-batch, rank, world) -> batches
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]  # -> (mean loss, tokens in the batch)
+Evaluate = Callable[[], dict[str, float]]
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``None`` for optimizer settings means the kind's default (see ``optim.KIND_DEFAULTS``).
+
+    Args:
+        steps: optimiser steps.
+        batch_size: examples per optimiser step (over all processes and accumulation).
+        gradient_accumulation: micro-batches per optimiser step.
+        defaults: which per-kind optimiser defaults fill unset fields: "fast" (xlt's) or "paper".
+        optimizer: "auto" (the kind's default), "adamw" or "adafactor".
+        lr: learning rate.
+        weight_decay: weight decay.
+        warmup_steps: linear warm-up steps before the linear decay.
+        precision: "fp32" or "bf16" (fp16 is refused: it gives NaN on mT5).
+        eval_every: evaluate (and keep the best weights) every N steps; 0 disables.
+        early_stopping_patience: stop after N evaluations without improvement.
+        checkpoint_every: write a resumable checkpoint every N steps; 0 disables.
+        log_every: log the training loss every N steps.
+        max_grad_norm: clip gradients to this norm (None: no clipping).
+        seed: seed of data order, initialisation and dropout.
+        tensorboard: write TensorBoard logs under the output directory.
+        wandb: also log to Weights & Biases (needs wandb installed and configured).
+        progress: show a progress bar.
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    defaults: Defaults = "fast"
+    optimizer: OptimizerName = "auto"
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_steps: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    eval_every: int = 1000
+    early_stopping_patience: int | None = None
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    max_grad_norm: float | None = None
+    seed: int = 42
+    tensorboard: bool = True
+    wandb: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise XLTError(f"precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 overflows to NaN on mT5)")
+        for name in ("steps", "batch_size", "gradient_accumulation"):
+            if getattr(self, name) < 1:
+                raise XLTError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.gradient_accumulation:
+            raise XLTError(
+                f"batch_size {self.batch_size} is not divisible by gradient_accumulation {self.gradient_accumulation}"
+            )
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_step: int | None
+    best: dict[str, float] | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    tokens: int = 0
+    stopped_early: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class TrainingModule(nn.Module):
+    """What the accelerator wraps: the model plus any extra trained or frozen modules, and the loss."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, extra: dict[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.extra = nn.ModuleDict(extra or {})
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, tokens = self.loss_fn(self, batch)
+        return loss, torch.tensor(tokens)
+
+
+def _trainable_state(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    return {f"{name}::{k}": v.detach().cpu().clone() for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def _load_trainable(modules: dict[str, nn.Module], state: dict[str, torch.Tensor]) -> None:
+    for name, module in modules.items():
+        prefix = f"{name}::"
+        module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def better(metric: str, new: float, old: float | None) -> bool:
+    if old is None:
+        return True
+    return new < old if metric.endswith("loss") else new > old
+
+
+def train(
+    *,
+    config: TrainConfig,
+    model: nn.Module,
+    trainable: dict[str, nn.Module],
+    kind: str,
+    loss_fn: LossFn,
+    batches: BatchStream,
+    evaluate: Evaluate | None,
+    output_dir: Path,
+    metric: str = "loss",
+    extra: dict[str, nn.Module] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train the parameters of ``trainable`` (everything else stays frozen) and restore the best weights."""
+    output_dir = Path(output_dir)
+    accelerator = Accelerator(
+        mixed_precision="bf16" if config.precision == "bf16" else "no",
+        gradient_accumulation_steps=config.gradient_accumulation,
+        log_with=_trackers(config) or None,
+        project_dir=str(output_dir),
+        cpu=not torch.cuda.is_available(),
+    )
+    set_seed(config.seed)
+    world = accelerator.num_processes
+    micro = config.batch_size // config.gradient_accumulation
+    if micro % world:
+        raise XLTError(f"batch_size/gradient_accumulation = {micro} is not divisible by {world} processes")
+    params = [p for m in trainable.values() for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    head_params = [p for m in trainable.values() if getattr(m, "head", None) is not None for p in m.head.parameters()]
+    optimizer = build_optimizer(
+        params, kind, config.optimizer, config.lr, config.weight_decay, head_params, defaults=config.defaults
+    )
+    scheduler = linear_schedule(optimizer, config.steps, config.warmup_steps)
+    wrapped = TrainingModule(model, loss_fn, extra)
+    wrapped, optimizer = accelerator.prepare(wrapped, optimizer)
+    if accelerator.is_main_process and _trackers(config):
+        accelerator.init_trackers("xlt")
+
+    checkpoint_dir = output_dir / "checkpoint"
+    state = {
+        "step": 0,
+        "best": None,
+        "best_step": None,
+        "patience": 0,
+        "history": [],
+        "tokens": 0,
+        "seconds": 0.0,
+    }
+    best_weights: dict[str, torch.Tensor] | None = None
+    if (checkpoint_dir / "trainer.json").is_file():
+        state = load_state(checkpoint_dir, "trainer")
+        _load_trainable(trainable, load_file(str(checkpoint_dir / "trainable.safetensors")))
+        if (checkpoint_dir / "best.safetensors").is_file():
+            best_weights = load_file(str(checkpoint_dir / "best.safetensors"))
+        load_optimizer_state(
+            optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
+            load_state(checkpoint_dir, "optimizer"),
+        )
+        scheduler.load_state_dict(load_state(checkpoint_dir, "scheduler"))
+        restore_rng(load_state(checkpoint_dir, "rng"))
+        log(f"resuming from step {state['step']} ({checkpoint_dir})")
+
+    step = int(state["step"])
+    per_process = config.gradient_accumulation
+    stream = batches(step * config.gradient_accumulation * world, accelerator.process_index, world)
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        disable=not (config.progress and accelerator.is_main_process),
+        desc="train",
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter()
+    tokens_before = int(state["tokens"])
+    tokens = 0
+    stopped_early = False
+    wrapped.train()
+    while step < config.steps:
+        total_loss = 0.0
+        for _ in range(per_process):
+            batch = {k: v.to(accelerator.device) for k, v in next(stream).items()}
+            with accelerator.accumulate(wrapped):
+                loss, n = wrapped(batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            total_loss += float(loss.detach()) / per_process
+            tokens += int(n) * world
+        scheduler.step()
+        step += 1
+        if not math.isfinite(total_loss):
+            raise XLTError(f"training loss became {total_loss} at step {step} (lower the learning rate, or use fp32)")
+        elapsed = state["seconds"] + time.perf_counter() - started
+        bar.update(1)
+        bar.set_postfix(loss=f"{total_loss:.4f}", tok_s=f"{(tokens_before + tokens) / max(elapsed, 1e-9):.0f}")
+        if step % config.log_every == 0 or step == config.steps:
+            accelerator.log({"train/loss": total_loss, "train/lr": scheduler.get_last_lr()[0]}, step=step)
+        if evaluate is not None and config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+            wrapped.eval()
+            with torch.no_grad():
+                scores = evaluate()
+            wrapped.train()
+            scores = {**scores, "step": step}
+            state["history"].append(scores)
+            accelerator.log({f"eval/{k}": v for k, v in scores.items() if k != "step"}, step=step)
+            if metric not in scores:
+                raise XLTError(f"evaluation returned {sorted(scores)}, not the metric {metric!r} to select on")
+            if better(metric, scores[metric], state["best"]):
+                state["best"], state["best_step"], state["patience"] = scores[metric], step, 0
+                best_weights = _trainable_state(trainable)
+            else:
+                state["patience"] += 1
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step"))
+            if config.early_stopping_patience and state["patience"] >= config.early_stopping_patience:
+                stopped_early = True
+        if (config.checkpoint_every and step % config.checkpoint_every == 0) or stopped_early:
+            state["step"], state["tokens"] = step, tokens_before + tokens
+            state["seconds"] = state["seconds"] + time.perf_counter() - started
+            started, tokens_before, tokens = time.perf_counter(), tokens_before + tokens, 0
+            if accelerator.is_main_process:
+                _checkpoint(checkpoint_dir, state, trainable, best_weights, optimizer, scheduler)
+            accelerator.wait_for_everyone()
+        if stopped_early:
+            break
+    bar.close()
+    seconds = float(state["seconds"]) + time.perf_counter() - started
+    if best_weights is not None:
+        _load_trainable(trainable, best_weights)
+    accelerator.end_training()
+    for p in params:
+        p.requires_grad_(False)
+    best = next((h for h in state["history"] if h.get("step") == state["best_step"]), None)
+    return TrainResult(
+        step, state["best_step"], best, list(state["history"]), seconds, tokens_before + tokens, stopped_early
+    )
+
+
+def _trackers(config: TrainConfig) -> list[str]:
+    trackers = []
+    if config.tensorboard:
+        trackers.append("tensorboard")
+    if config.wandb:
+        trackers.append("wandb")
+    return trackers
+
+
+def _checkpoint(
+    directory: Path,
+    state: dict[str, Any],
+    trainable: dict[str, nn.Module],
+    best: dict[str, torch.Tensor] | None,
+    optimizer: Any,
+    scheduler: Any,
+) -> None:
+    inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+    with atomic_directory(directory) as tmp:
+        save_file(_trainable_state(trainable), str(tmp / "trainable.safetensors"))
+        if best is not None:
+            save_file(best, str(tmp / "best.safetensors"))
+        save_state(tmp, "optimizer", optimizer_state(inner))
+        save_state(tmp, "scheduler", scheduler.state_dict())
+        save_state(tmp, "rng", rng_state())
+        save_state(tmp, "trainer", json.loads(json.dumps(state)))
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return asdict(config)

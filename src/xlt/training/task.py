@@ -1,0 +1,219 @@
+"""Training a task representation in a source language, with that language's representation (if any)
+active and frozen: the same plan at training and at test time (``[language ; task]``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from xlt.errors import XLTError
+from xlt.model import XLTModel
+from xlt.plan import Plan
+from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, PromptConfig, RepConfig
+from xlt.tasks.classification import ClassificationData, Example
+from xlt.training.loop import TrainConfig, train
+from xlt.training.objectives import pad
+from xlt.training.run import claim_output_dir, write_result
+
+Kind = Literal["prompt", "bottleneck", "lora"]
+CONFIGS: dict[str, type[RepConfig]] = {
+    "prompt": PromptConfig,
+    "bottleneck": BottleneckConfig,
+    "lora": LoRAConfig,
+}
+
+
+@dataclass
+class TaskRun:
+    """One task representation to train.
+
+    Args:
+        task: the task's name (e.g. "emoji").
+        kind: "prompt" (task prompt), "bottleneck" (task adapter) or "lora".
+        train_file: labelled training data (.jsonl, .csv or .tsv with text and label columns).
+        dev_file: labelled development data in the source language (best-checkpoint selection).
+        output_dir: run directory; the trained rep is written to output_dir/rep.
+        source_language: the language of the training data.
+        language_rep: name of the source language's representation in the model (e.g. "en/prompt"), active
+            and frozen during training; None trains the task representation alone.
+        labels: the task's labels (default: those found in the training data).
+        template: text-to-text input template (families with a decoder); "{text}" is the example's text.
+        max_length: input truncation length (tokens).
+        rep: options of the kind's config.
+        pooling: encoder head pooling, "mean" or "cls".
+        train: optimisation settings (metric: dev accuracy).
+    """
+
+    task: str
+    kind: Kind
+    train_file: Path
+    dev_file: Path
+    output_dir: Path
+    source_language: str = "en"
+    language_rep: str | None = None
+    labels: list[str] | None = None
+    template: str = "{text}"
+    max_length: int = 256
+    rep: dict[str, Any] = field(default_factory=dict)
+    pooling: Literal["mean", "cls"] = "mean"
+    text_field: str = "text"
+    label_field: str = "label"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class TaskFormat:
+    """How one family sees a classification example: a head over the input, or text to text."""
+
+    def __init__(self, model: XLTModel, labels: list[str], template: str, max_length: int) -> None:
+        if model.tokenizer is None:
+            raise XLTError("task training needs the model's tokenizer (create the XLTModel with tokenizer=...)")
+        self.model, self.labels, self.template, self.max_length = model, labels, template, max_length
+        self.tok = model.tokenizer
+        self.family = model.host.family
+        self.pad = int(self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
+        self.eos = self.tok.eos_token_id
+
+    def _source(self, text: str) -> list[int]:
+        ids = self.tok(self.template.format(text=text), truncation=True, max_length=self.max_length)["input_ids"]
+        return list(ids)
+
+    def _label_ids(self, label: str) -> list[int]:
+        prefix = " " if self.family == "decoder" else ""
+        ids = list(self.tok(prefix + label, add_special_tokens=False)["input_ids"])
+        return ids + ([self.eos] if self.eos is not None else [])
+
+    def collate(self, rows: Sequence[Example], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        if self.family == "encoder":
+            ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
+            labels = torch.tensor([self.labels.index(e.label) for e in rows])
+            return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if self.family == "encoder_decoder":
+            ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
+            targets, _ = pad([np.asarray(self._label_ids(e.label)) for e in rows], -100)
+            return {"input_ids": ids, "attention_mask": mask, "labels": targets}
+        sources = [self._source(e.text) for e in rows]
+        full = [s + self._label_ids(e.label) for s, e in zip(sources, rows, strict=True)]
+        ids, mask = pad([np.asarray(f) for f in full], self.pad)
+        labels = ids.masked_fill(mask == 0, -100)
+        for i, s in enumerate(sources):
+            labels[i, : len(s)] = -100
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def predict(self, rows: Sequence[Example], plan: Plan) -> list[str | None]:
+        """The predicted label per row; None where a generated answer matches no label."""
+        if self.family == "encoder":
+            batch = self.collate(rows)
+            device = next(self.model.parameters()).device
+            logits = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device), plan=plan).logits
+            return [self.labels[i] for i in logits.argmax(-1).tolist()]
+        ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
+        device = next(self.model.parameters()).device
+        longest = max(len(self._label_ids(label)) for label in self.labels)
+        out = self.model.generate(
+            ids.to(device),
+            mask.to(device),
+            plan=plan,
+            max_new_tokens=longest + 1,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=self.pad,
+        )
+        texts = self.tok.batch_decode(out, skip_special_tokens=True)
+        return [parse_label(text, self.labels) for text in texts]
+
+
+def parse_label(text: str, labels: list[str]) -> str | None:
+    """Exact label after stripping and case folding; otherwise None (counted wrong)."""
+    folded = {label.strip().casefold(): label for label in labels}
+    return folded.get(text.strip().casefold())
+
+
+def accuracy(fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int) -> dict[str, float]:
+    correct = 0
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        predictions = fmt.predict(chunk, plan)
+        correct += sum(p == e.label for p, e in zip(predictions, chunk, strict=True))
+    return {"accuracy": correct / len(rows)}
+
+
+def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
+    for epoch in count():
+        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+        for index in order:
+            yield rows[int(index)]
+
+
+def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
+    """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model."""
+    from xlt.training.data import micro_batches
+
+    if run.kind not in CONFIGS:
+        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    data = ClassificationData.from_files(run.train_file, run.dev_file, run.labels, run.text_field, run.label_field)
+    if run.language_rep is not None:
+        model.rep(run.language_rep)  # a clear error if it is not loaded
+    out = Path(run.output_dir)
+    name = f"{run.task}/{run.kind}"
+    rep_dir = out / "rep"
+    language_fp = None
+    if run.language_rep is not None:
+        language_fp = dict(model.rep(run.language_rep).info.provenance)
+    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict(), "language_rep": language_fp}):
+        log(f"{name}: already trained in {out}, reusing it")
+        if name not in model.reps:
+            model.load_rep(rep_dir)
+        return rep_dir
+    if name in model.reps:
+        model.remove(name)
+    head = None
+    if model.host.supports_heads:
+        head = HeadConfig("sequence", num_labels=len(data.labels), labels=data.labels, pooling=run.pooling)
+    options = dict(run.rep)
+    if run.kind == "prompt" and "init_text" not in options and options.get("init", "text") == "text":
+        options["init_text"] = f"Classify the {run.task} of the text in {{language}}:"
+    rep = model.add_task(run.task, CONFIGS[run.kind].from_dict(options), head=head)
+    plan = Plan.of(language=run.language_rep, task=name)
+    fmt = TaskFormat(model, data.labels, run.template, run.max_length)
+
+    def loss_fn(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
+        return out.loss, int(batch["attention_mask"].sum())
+
+    micro = run.train.batch_size // run.train.gradient_accumulation
+    batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
+    trainable: dict[str, nn.Module] = {name: rep}
+    result = train(
+        config=run.train,
+        model=model,
+        trainable=trainable,
+        kind=run.kind,
+        loss_fn=loss_fn,
+        batches=batches,
+        evaluate=lambda: accuracy(fmt, data.dev, plan, max(micro, 8)),
+        output_dir=out,
+        metric="accuracy",
+        log=log,
+    )
+    model.save_rep(name, rep_dir)
+    write_result(
+        out,
+        {
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best": result.best,
+            "history": result.history,
+            "seconds": result.seconds,
+            "tokens": result.tokens,
+            "tokens_per_second": result.tokens_per_second,
+            "stopped_early": result.stopped_early,
+        },
+    )
+    return rep_dir
