@@ -70,8 +70,16 @@ VERBS = {"demo": demo, "convert-e5": convert_e5, "inspect": inspect, "languages"
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        CLI(VERBS, args=argv)
+        if args and args[0] in ("train-language", "train-task", "train-lm-head"):
+            from xlt.train_cli import main as train_main
+
+            train_main(args[0], args[1:])
+            return
+        if args[:1] in (["-h"], ["--help"]):
+            print("verbs: " + ", ".join([*VERBS, "train-language", "train-task", "train-lm-head"]))
+        CLI(VERBS, args=args)
     except XLTError as exc:
         print(f"xlt: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

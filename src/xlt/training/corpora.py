@@ -129,3 +129,8 @@ def pack(token_streams: Iterable[list[int]], length: int, separator: int | None)
         while len(buffer) >= length:
             yield buffer[:length]
             buffer = buffer[length:]
+
+
+def check_corpus(config: CorpusConfig) -> None:
+    """Fail early, with the corpus's own error, if it is missing, malformed at its start, or empty."""
+    next(documents(config, "train"), None)

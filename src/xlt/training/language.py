@@ -11,7 +11,7 @@ from xlt.errors import XLTError
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig, RepConfig
-from xlt.training.corpora import CorpusConfig
+from xlt.training.corpora import CorpusConfig, check_corpus
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
@@ -63,17 +63,20 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     out = Path(run.output_dir)
     rep_dir = out / "rep"
     name = f"{run.language}/{run.kind}"
+    config = CONFIGS[run.kind].from_dict(dict(run.rep))
+    # Every input is checked before the output directory is claimed: bad input leaves nothing behind.
+    head = _lm_head(model, run.lm_head)
+    plan = Plan((name,))
+    objective = lm_objective(model, plan, run.objective, head)
+    check_corpus(run.corpus)
     if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
         log(f"{name}: already trained in {out}, reusing it")
         if name not in model.reps:
             model.load_rep(rep_dir)
         return rep_dir
-    head = _lm_head(model, run.lm_head)
     if name in model.reps:
         model.remove(name)
-    rep = model.add_language(run.language, CONFIGS[run.kind].from_dict(dict(run.rep)))
-    plan = Plan((name,))
-    objective = lm_objective(model, plan, run.objective, head)
+    rep = model.add_language(run.language, config)
     source = SegmentSource(run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed)
     micro = run.train.batch_size // run.train.gradient_accumulation
     batches = micro_batches(source.train, objective.collate, micro, run.train.seed)
@@ -119,3 +122,115 @@ def _lm_head(model: XLTModel, path: Path | None) -> MaskedLMHead | None:
     head = MaskedLMHead.load(path, model.host.input_embeddings(model.base), model.fingerprint)
     head.requires_grad_(False)
     return head
+
+
+@dataclass
+class LMHeadRun:
+    """The masked-LM head of an encoder that ships none, trained once on the pooled text of all languages.
+
+    Args:
+        corpora: the languages' corpora (documents are interleaved across them).
+        output_dir: run directory; the head is written to output_dir/head.
+        restrict_vocab: predict only the token ids that occur in the corpora (much cheaper than the full
+            vocabulary; the rest are ignored as targets).
+        objective: masked-LM settings (max_length, mlm_probability).
+        train: optimisation settings (AdamW; the base stays frozen).
+        vocab_documents: documents per corpus scanned to collect the vocabulary.
+    """
+
+    corpora: list[CorpusConfig]
+    output_dir: Path
+    restrict_vocab: bool = True
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_segments: int = 64
+    vocab_documents: int = 100_000
+
+
+def _interleave(corpora: list[CorpusConfig], split: str) -> Any:
+    """Round-robin documents of several corpora, so that every language is seen from the first step."""
+    from xlt.training.corpora import documents
+
+    streams = [documents(c, split) for c in corpora]  # type: ignore[arg-type]
+    while streams:
+        alive = []
+        for stream in streams:
+            text = next(stream, None)
+            if text is not None:
+                yield text
+                alive.append(stream)
+        streams = alive
+
+
+def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
+    """Train the LM head of an encoder on the pooled corpora (base frozen, no representation active)."""
+    if model.host.family != "encoder":
+        raise XLTError(f"{model.host.name} models predict tokens with their own LM head; only encoders need one")
+    if not run.corpora:
+        raise XLTError("an LM head needs at least one corpus (corpora=[...])")
+    out = Path(run.output_dir)
+    head_dir = out / "head"
+    embeddings = model.host.input_embeddings(model.base)
+    for corpus in run.corpora:
+        check_corpus(corpus)
+    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}):
+        log(f"LM head: already trained in {out}, reusing it")
+        return head_dir
+    tok = model.tokenizer
+    if tok is None:
+        raise XLTError("an LM head needs the model's tokenizer (create the XLTModel with tokenizer=...)")
+    vocab: set[int] | None = None
+    if run.restrict_vocab:
+        vocab = set()
+        for number, text in enumerate(_interleave(run.corpora, "train")):
+            if number >= run.vocab_documents * len(run.corpora):
+                break
+            vocab.update(tok(text, add_special_tokens=False)["input_ids"])
+        if not vocab:
+            raise XLTError("the corpora hold no text to build the LM head's vocabulary from")
+    head = MaskedLMHead(embeddings, sorted(vocab) if vocab is not None else None).to(embeddings.weight.device)
+    objective = lm_objective(model, Plan(), run.objective, head)
+    seed = run.train.seed
+
+    class Pooled(SegmentSource):
+        def _packed(self, split: str) -> Any:
+            from xlt.training.corpora import pack
+
+            ids = (tok(text, add_special_tokens=False)["input_ids"] for text in _interleave(run.corpora, split))
+            return pack(ids, self.length, self.separator)
+
+    source = Pooled(run.corpora[0], tok, objective.segment_length, objective.separator, seed)
+    micro = run.train.batch_size // run.train.gradient_accumulation
+    batches = micro_batches(source.train, objective.collate, micro, seed)
+    validation = fixed_batches(source.validation(run.validation_segments), objective.collate, micro, seed)
+    extra = {"lm_head": head}
+    scorer = TrainingModule(model, objective.loss, extra)
+    result = train(
+        config=run.train,
+        model=model,
+        trainable={"lm_head": head},
+        kind="lm_head",
+        loss_fn=objective.loss,
+        batches=batches,
+        evaluate=(lambda: evaluate_loss(scorer, objective.loss, validation)) if validation else None,
+        output_dir=out,
+        metric="loss",
+        extra=extra,
+        log=log,
+    )
+    head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps})
+    write_result(
+        out,
+        {
+            "objective": "masked_lm_head",
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best": result.best,
+            "history": result.history,
+            "seconds": result.seconds,
+            "tokens": result.tokens,
+            "tokens_per_second": result.tokens_per_second,
+            "vocab": len(head.vocab_ids),
+        },
+    )
+    return head_dir
