@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from xlt.errors import XLTError
+from xlt.reps.prompt import LANGUAGE_INIT_TEXT
 
 Preset = Literal["paper", "fast"]
 Role = Literal["language", "task"]
@@ -18,7 +19,6 @@ TASK_INIT_TEXTS: dict[str, str] = {
     "nli": ('Select "Yes", "No" or "Maybe" based on the implication of the premise on the hypothesis in {language}:'),
     "checkworthiness": "Determine whether a given claim in {language} is checkworthy:",
 }
-LANGUAGE_INIT_TEXT = "Generate the output in {language}:"
 
 
 def preset(name: Preset, role: Role) -> dict[str, Any]:
@@ -59,3 +59,5 @@ def preset(name: Preset, role: Role) -> dict[str, Any]:
         }
         return {"train": train, "objective": {"max_length": 128}, "prompt": {"num_virtual_tokens": 20, "init": "text"}}
     raise XLTError(f"unknown preset {name!r} (use 'paper' or 'fast')")
+
+__all__ = ["LANGUAGE_INIT_TEXT", "TASK_INIT_TEXTS", "preset"]

@@ -1,0 +1,92 @@
+"""The ``paper`` preset holds exactly the settings of ../shared/PAPER.md; the CLI applies presets as defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.optim import AdamW
+from transformers.optimization import Adafactor
+
+from xlt.reps.prompt import LANGUAGE_INIT_TEXT
+from xlt.train_cli import parser_for
+from xlt.training.objectives import span_corruption_lengths
+from xlt.training.optim import build_optimizer, linear_schedule
+from xlt.training.presets import TASK_INIT_TEXTS, preset
+
+
+@pytest.mark.parametrize(("role", "steps"), [("language", 100_000), ("task", 50_000)])
+def test_paper_training_settings(role, steps):
+    values = preset("paper", role)
+    train = values["train"]
+    assert train["steps"] == steps
+    assert train["batch_size"] == 32 and train["gradient_accumulation"] == 1
+    assert train["warmup_steps"] == 0 and train["precision"] == "fp32" and train["seed"] == 42
+    assert train["eval_every"] == 1000 and train["defaults"] == "paper"
+    assert values["objective"]["max_length"] == 256
+    assert values["prompt"] == {"num_virtual_tokens": 50, "init": "text"}
+
+
+def test_paper_span_corruption_is_256_in_58_out():
+    objective = preset("paper", "language")["objective"]
+    lengths = span_corruption_lengths(objective["max_length"], objective["noise_density"], objective["mean_span"])
+    assert (objective["noise_density"], objective["mean_span"]) == (0.15, 3.0)
+    assert (lengths.inputs, lengths.targets) == (256, 58)
+
+
+def test_paper_optimisers_per_kind():
+    p = torch.nn.Parameter(torch.zeros(3))
+    prompt = build_optimizer([p], "prompt", defaults="paper")
+    assert isinstance(prompt, Adafactor)
+    group = prompt.param_groups[0]
+    assert group["lr"] == 0.5 and group["weight_decay"] == 1e-5
+    assert group["relative_step"] is False and group["scale_parameter"] is False
+    for kind in ("bottleneck", "lora"):
+        adam = build_optimizer([p], kind, defaults="paper")
+        assert isinstance(adam, AdamW)
+        assert adam.param_groups[0]["lr"] == 5e-5 and adam.param_groups[0]["weight_decay"] == 0.0
+
+
+def test_linear_decay_without_warmup():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([p], "bottleneck", defaults="paper")
+    schedule = linear_schedule(opt, total_steps=10, warmup_steps=0)
+    rates = []
+    for _ in range(10):
+        rates.append(schedule.get_last_lr()[0])
+        opt.step()
+        schedule.step()
+    assert rates[0] == pytest.approx(5e-5)
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(5e-6)
+
+
+def test_init_texts():
+    assert LANGUAGE_INIT_TEXT == "Generate the output in {language}:"
+    assert TASK_INIT_TEXTS["qa"] == "Answer the question in {language} language:"
+    assert TASK_INIT_TEXTS["ner"] == "Identify ner tags (ORG, PER, LOC) in the text in {language}:"
+    assert TASK_INIT_TEXTS["nli"] == (
+        'Select "Yes", "No" or "Maybe" based on the implication of the premise on the hypothesis in {language}:'
+    )
+    assert TASK_INIT_TEXTS["checkworthiness"] == "Determine whether a given claim in {language} is checkworthy:"
+
+
+def test_cli_applies_the_preset_as_defaults_and_options_override_it():
+    argv = [
+        "--preset",
+        "paper",
+        "--language",
+        "sk",
+        "--kind",
+        "prompt",
+        "--corpus.files",
+        "[a.txt]",
+        "--output_dir",
+        "out",
+        "--train.lr",
+        "0.1",
+    ]
+    cfg = parser_for("train-language", argv).parse_args(argv)
+    assert cfg.train.steps == 100_000 and cfg.train.defaults == "paper" and cfg.objective.max_length == 256
+    assert cfg.train.lr == 0.1
+    fast = ["--language", "sk", "--kind", "prompt", "--corpus.files", "[a.txt]", "--output_dir", "out"]
+    cfg = parser_for("train-language", fast).parse_args(fast)
+    assert cfg.train.steps == preset("fast", "language")["train"]["steps"] and cfg.train.defaults == "fast"
