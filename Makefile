@@ -38,7 +38,7 @@ test: $(VENV)/.installed $(HF4)/.installed
 	@echo "==> tests on transformers 5.x"
 	$(VENV)/bin/python -m pytest
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
-	$(HF4)/bin/python -m pytest
+	$(HF4)/bin/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.loop import TrainConfig, TrainingModule
 
-pytestmark = pytest.mark.e5
+pytestmark = [pytest.mark.e5, pytest.mark.slow]
 
 MODULES = [
     "json",

@@ -12,6 +12,8 @@ import pytest
 
 from tiny_models import WORDS, tiny_base, tiny_tokenizer
 
+pytestmark = pytest.mark.slow
+
 
 def xlt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
