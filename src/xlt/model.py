@@ -124,7 +124,9 @@ class XLTModel(nn.Module):
         if language_name is None and language is not None:
             try:
                 language_name = get_language(language).name
-            except XLTError:
+            except XLTError as exc:
+                if getattr(config, "init", None) == "text" and not getattr(config, "init_text", None):
+                    raise XLTError(f"{exc}; or pass language_name= for the prompt's init text") from None
                 language_name = None
         ctx = BuildContext(self.base, self.host, self.tokenizer, language_name, task)
         self._check_kind(config, name)
@@ -270,10 +272,27 @@ class XLTModel(nn.Module):
         plan: PlanLike = None,
         plans: Sequence[PlanLike] | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs: Any,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
     ) -> XLTOutput:
-        """Run one batch. ``plan``: one plan for every row; ``plans``: one per row (a routed batch)."""
+        """Run one batch. ``plan``: one plan for every row; ``plans``: one per row (a routed batch).
+
+        ``labels``: token ids (text-to-text; -100 is ignored) or head targets (encoders with a task head);
+        ``decoder_input_ids`` / ``decoder_attention_mask``: encoder-decoders only.
+        """
         route = self.route(input_ids.shape[0], plan, plans)
+        if labels is not None and self.host.family == "encoder" and not route.heads:
+            raise PlanError("labels= on an encoder needs a plan with a task head (add one with head=HeadConfig(...))")
+        if self.host.family == "encoder_decoder" and labels is None and decoder_input_ids is None:
+            raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
+        if decoder_input_ids is not None and self.host.family != "encoder_decoder":
+            raise XLTError(f"decoder_input_ids= is for encoder-decoders; this is a {self.host.name} model")
+        self._check_length(input_ids, attention_mask, route)
+        kwargs: dict[str, Any] = {}
+        if decoder_input_ids is not None:
+            kwargs["decoder_input_ids"] = decoder_input_ids
+        if decoder_attention_mask is not None:
+            kwargs["decoder_attention_mask"] = decoder_attention_mask
         with self.runtime.active(route):
             batch = self.assemble(input_ids, attention_mask, route)
             head_labels = labels if route.heads else None
@@ -281,6 +300,24 @@ class XLTModel(nn.Module):
             if route.heads:
                 return self._heads(out, batch, route, head_labels)
         return XLTOutput(out.logits, out.loss, out.hidden_states, out.encoder_hidden_states)
+
+    def _check_length(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route) -> None:
+        """Absolute-position models have a fixed position table: refuse a prompted row that would overrun it."""
+        limit = self.host.max_positions(self.base)
+        if limit is None:
+            return
+        lengths = (
+            attention_mask.sum(1)
+            if attention_mask is not None
+            else torch.full((input_ids.shape[0],), input_ids.shape[1])
+        )
+        longest_prompt = max((sum(rep.body().shape[0] for rep in reps) for reps, _ in route.prompt_groups), default=0)
+        longest = int(lengths.max()) + longest_prompt if len(lengths) else 0
+        if longest > limit:
+            raise XLTError(
+                f"a row of {int(lengths.max())} tokens plus {longest_prompt} virtual tokens exceeds this model's "
+                f"{limit} positions (truncate inputs to {limit - longest_prompt} tokens, or use shorter prompts)"
+            )
 
     def _heads(self, out: HostOutput, batch: Assembled, route: Route, labels: torch.Tensor | None) -> XLTOutput:
         hidden = out.hidden_states

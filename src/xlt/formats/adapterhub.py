@@ -387,7 +387,7 @@ def export_adapterhub(
         "version": FORMAT_VERSION,
     }
     directory = Path(directory)
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker=FOREIGN_CONFIG_NAME) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_NAME))
         if write_bin:
             torch.save(tensors, tmp / PICKLE_WEIGHTS_NAME)

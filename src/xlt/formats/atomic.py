@@ -9,11 +9,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from xlt.errors import FormatError
+
+
+def check_replaceable(target: Path, marker: str) -> None:
+    """Refuse to replace a directory that holds anything but an earlier save of the same kind (``marker``)."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise FormatError(f"{target} is a file, not a directory; choose a directory to save to")
+    if any(target.iterdir()) and not (target / marker).is_file():
+        raise FormatError(
+            f"{target} is not empty and holds no {marker}: it is not an earlier save, so xlt will not replace it "
+            "(choose a new or empty directory)"
+        )
+
 
 @contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``target``; on success it replaces ``target`` in one rename."""
+def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
+    """Yield a temporary directory beside ``target``; on success it replaces ``target`` in one rename.
+
+    ``target`` may only be new, empty, or an earlier save holding ``marker``: anything else is refused.
+    """
     target = Path(target)
+    check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -35,7 +35,7 @@ def save_rep(rep: Representation, directory: str | Path) -> Path:
         "head": rep.head.config.to_dict() if rep.head is not None else None,
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in rep.state_dict().items()}
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker=CONFIG_NAME) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "xlt-rep"})
         (tmp / CONFIG_NAME).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return directory

@@ -195,7 +195,7 @@ def export_peft_prompt(
         "tokenizer_name_or_path": None,
     }
     directory = Path(directory)
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker=FOREIGN_CONFIG_NAME) as tmp:
         save_file({TENSOR_NAME: table}, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         (tmp / FOREIGN_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return directory

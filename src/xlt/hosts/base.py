@@ -90,6 +90,10 @@ class Host(ABC):
     def input_embeddings(self, base: PreTrainedModel) -> nn.Embedding:
         return base.get_input_embeddings()
 
+    def max_positions(self, base: PreTrainedModel) -> int | None:
+        """Length of an absolute position table, if the family has one (None: relative or rotary)."""
+        return None
+
     def embedding_output(self, base: PreTrainedModel) -> nn.Module:
         """The module whose output enters the first block (where MAD-X's invertible adapter couples)."""
         return self.input_embeddings(base)

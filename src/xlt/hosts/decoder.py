@@ -76,6 +76,9 @@ class GPT2Host(DecoderHost):
     def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
         return self.backbone(base).h
 
+    def max_positions(self, base: PreTrainedModel) -> int | None:
+        return int(base.config.n_positions)
+
     def embedding_output(self, base: PreTrainedModel) -> nn.Module:
         return self.backbone(base).drop  # after token + position embeddings, once per forward
 

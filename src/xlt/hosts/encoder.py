@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class EncoderHost(Host):
     name: ClassVar[str] = "encoder"
     family: ClassVar = "encoder"
-    model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+    model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "camembert")
     supports_heads: ClassVar[bool] = True
     supports_generation: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("query", "value")
@@ -43,6 +43,9 @@ class EncoderHost(Host):
 
     def embedding_output(self, base: PreTrainedModel) -> nn.Module:
         return self.backbone(base).embeddings
+
+    def max_positions(self, base: PreTrainedModel) -> int | None:
+        return int(base.config.max_position_embeddings) - self.position_offset(base)
 
     def position_offset(self, base: PreTrainedModel) -> int:
         # RoBERTa-style models count positions from padding_idx + 1 (what they compute for themselves).

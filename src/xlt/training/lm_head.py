@@ -76,7 +76,7 @@ class MaskedLMHead(nn.Module):
             "provenance": provenance or {},
         }
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_directory(Path(directory)) as tmp:
+        with atomic_directory(Path(directory), marker=CONFIG_NAME) as tmp:
             save_file(state, str(tmp / WEIGHTS_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(data))
         return Path(directory)

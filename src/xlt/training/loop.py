@@ -302,7 +302,7 @@ def _checkpoint(
     scheduler: Any,
 ) -> None:
     inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker="trainer.json") as tmp:
         save_file(_trainable_state(trainable), str(tmp / "trainable.safetensors"))
         if best is not None:
             save_file(best, str(tmp / "best.safetensors"))

@@ -60,4 +60,5 @@ def preset(name: Preset, role: Role) -> dict[str, Any]:
         return {"train": train, "objective": {"max_length": 128}, "prompt": {"num_virtual_tokens": 20, "init": "text"}}
     raise XLTError(f"unknown preset {name!r} (use 'paper' or 'fast')")
 
+
 __all__ = ["LANGUAGE_INIT_TEXT", "TASK_INIT_TEXTS", "preset"]
