@@ -74,6 +74,7 @@ class ClassificationData:
         dev_rows = load_examples(dev, text_field, label_field)
         if labels is None:
             labels = sorted({e.label for e in train_rows})
+        labels = [str(label) for label in labels]  # rows' labels are read as text (a YAML 0/1 is an int)
         known = set(labels)
         for name, rows in (("train", train_rows), ("dev", dev_rows)):
             unknown = sorted({e.label for e in rows} - known)

@@ -74,7 +74,8 @@ def _local_documents(paths: list[str], text_field: str) -> Iterator[str]:
                     ) from exc
                 if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
                     raise CorpusError(f"{path}:{number} has no string field '{text_field}' (set text_field=)")
-                yield record[text_field]
+                if record[text_field].strip():  # an empty text is no document (as in .txt and datasets)
+                    yield record[text_field]
 
 
 def _hub_documents(config: CorpusConfig) -> Iterator[str]:
@@ -82,7 +83,14 @@ def _hub_documents(config: CorpusConfig) -> Iterator[str]:
         from datasets import load_dataset
     except ImportError as exc:
         raise CorpusError("loading a Hugging Face dataset needs the 'datasets' package (pip install datasets)") from exc
-    data: Any = load_dataset(config.dataset, config.subset, split=config.split, streaming=config.streaming)
+    try:
+        data: Any = load_dataset(config.dataset, config.subset, split=config.split, streaming=config.streaming)
+    except (OSError, ValueError) as exc:  # not found, offline, unknown subset or split: datasets' own reason
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CorpusError(
+            f"cannot load dataset {config.dataset!r} (subset {config.subset!r}, split {config.split!r}): {reason} "
+            "(check the name, subset and split, or give local files=)"
+        ) from exc
     for number, record in enumerate(data):
         text = record.get(config.text_field)
         if not isinstance(text, str):
@@ -97,18 +105,24 @@ def documents(config: CorpusConfig, split: Split) -> Iterator[str]:
     """The documents of one split, in corpus order."""
     source = _local_documents(config.files, config.text_field) if config.files else _hub_documents(config)
     held_out = 0
+    held_texts: set[bytes] = set()  # digests of the validation documents (at most max_validation_documents)
     empty = True
     for text in source:
         empty = False
         # Validation holds the first max_validation_documents whose hash falls under the fraction; later
         # ones go to training, so a capped validation set never removes text from training.
-        if held_out < config.max_validation_documents and in_validation(text, config.validation_fraction, config.seed):
-            held_out += 1
-            if split == "validation":
-                yield text
-                if held_out >= config.max_validation_documents:
-                    return
-            continue
+        if in_validation(text, config.validation_fraction, config.seed):
+            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            if held_out < config.max_validation_documents:
+                held_out += 1
+                held_texts.add(digest)
+                if split == "validation":
+                    yield text
+                    if held_out >= config.max_validation_documents:
+                        return
+                continue
+            if digest in held_texts:  # a later copy of a validation document never goes to training
+                continue
         if split == "train":
             yield text
     if empty:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -158,8 +159,13 @@ def train(
 ) -> TrainResult:
     """Train the parameters of ``trainable`` (everything else stays frozen) and restore the best weights."""
     output_dir = Path(output_dir)
+    mixed_precision = "bf16" if config.precision == "bf16" else "no"
+    # Accelerate keeps its state per process and refuses a second Accelerator with another precision (a bf16
+    # run after an fp32 one in the same Python process): start the precision state afresh for every run (the
+    # distributed state, PartialState, is kept).
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
-        mixed_precision="bf16" if config.precision == "bf16" else "no",
+        mixed_precision=mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation,
         log_with=_trackers(config) or None,
         project_dir=str(output_dir),
@@ -192,6 +198,7 @@ def train(
         "history": [],
         "tokens": 0,
         "seconds": 0.0,
+        "stopped_early": False,
     }
     best_weights: dict[str, torch.Tensor] | None = None
     if (checkpoint_dir / "trainer.json").is_file():
@@ -209,7 +216,9 @@ def train(
 
     step = int(state["step"])
     per_process = config.gradient_accumulation
-    stream = batches(step * config.gradient_accumulation * world, accelerator.process_index, world)
+    # Every process takes its rows of the same global micro-batches: a step consumes gradient_accumulation of
+    # them whatever the number of processes.
+    stream = batches(step * config.gradient_accumulation, accelerator.process_index, world)
     bar = tqdm(
         total=config.steps,
         initial=step,
@@ -220,10 +229,11 @@ def train(
     started = time.perf_counter()
     tokens_before = int(state["tokens"])
     tokens = 0
-    stopped_early = False
+    stopped_early = bool(state.get("stopped_early", False))  # a run resumed after it stopped early stays stopped
     wrapped.train()
-    while step < config.steps:
+    while step < config.steps and not stopped_early:
         total_loss = 0.0
+        step_tokens = 0
         for _ in range(per_process):
             batch = {k: v.to(accelerator.device) for k, v in next(stream).items()}
             with accelerator.accumulate(wrapped):
@@ -234,7 +244,15 @@ def train(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             total_loss += float(loss.detach()) / per_process
-            tokens += int(n) * world
+            step_tokens += int(n)
+        if world > 1:
+            # The mean loss and the token count over all processes: every process then takes the same decisions
+            # (a non-finite loss on one process must stop all of them, not leave the others waiting).
+            stats = accelerator.reduce(
+                torch.tensor([total_loss, float(step_tokens)], dtype=torch.float64, device=accelerator.device), "sum"
+            )
+            total_loss, step_tokens = float(stats[0]) / world, int(stats[1])
+        tokens += step_tokens
         scheduler.step()
         step += 1
         if not math.isfinite(total_loss):
@@ -259,9 +277,13 @@ def train(
                 best_weights = _trainable_state(trainable)
             else:
                 state["patience"] += 1
-            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step"))
+            if accelerator.is_main_process:  # once, through the run's log, above the progress bar
+                bar.clear()
+                log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step"))
+                bar.refresh()
             if config.early_stopping_patience and state["patience"] >= config.early_stopping_patience:
                 stopped_early = True
+                state["stopped_early"] = True
         if (config.checkpoint_every and step % config.checkpoint_every == 0) or stopped_early:
             state["step"], state["tokens"] = step, tokens_before + tokens
             state["seconds"] = state["seconds"] + time.perf_counter() - started
@@ -275,7 +297,10 @@ def train(
     seconds = float(state["seconds"]) + time.perf_counter() - started
     if best_weights is not None:
         _load_trainable(trainable, best_weights)
-    accelerator.end_training()
+    # Not accelerator.end_training(): it also destroys the process group, which the caller still needs under
+    # several processes (to save once, or to run a second training in the same launch).
+    for tracker in accelerator.trackers:
+        tracker.finish()
     for p in params:
         p.requires_grad_(False)
     best = next((h for h in state["history"] if h.get("step") == state["best_step"]), None)

@@ -40,6 +40,10 @@ def span_corruption_lengths(inputs_length: int, noise_density: float, mean_span:
     tokens = inputs_length
     while lengths(tokens + 1)[0] <= inputs_length:
         tokens += 1
+    # T5's search only grows: where even inputs_length raw tokens overflow (mean_span near 1: a sentinel per
+    # noise token, plus EOS), shrink until the corrupted input fits.
+    while tokens > 2 and lengths(tokens)[0] > inputs_length:
+        tokens -= 1
     inputs, targets = lengths(tokens)
     return SpanCorruptionLengths(tokens, inputs, targets)
 

@@ -67,6 +67,7 @@ def build_optimizer(
     optimizer = chosen.optimizer if name == "auto" else name
     lr = chosen.lr if lr is None else lr
     weight_decay = chosen.weight_decay if weight_decay is None else weight_decay
+    params = list(params)  # read twice below: a generator would leave the head group empty
     head_ids = {id(p) for p in head_params}
     body = [p for p in params if p.requires_grad and id(p) not in head_ids]
     head = [p for p in params if p.requires_grad and id(p) in head_ids] if head_ids else []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
@@ -51,33 +52,92 @@ def git_revision() -> str | None:
     return result.stdout.strip() or None
 
 
-def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()) -> bool:
-    """Record the run in ``output_dir`` or check that it already holds this same run.
+# Display and logging options of ``TrainConfig``: they change nothing in the trained result, so a rerun of the
+# same run may change them.
+COSMETIC = ("progress", "tensorboard", "wandb", "log_every")
 
-    Returns True when the directory already holds a finished run of this config. Keys in ``ignore`` (such as
-    progress display) may differ between the runs.
-    """
-    resolved = _jsonable(config)
-    path = Path(output_dir) / RUN_FILE
+
+def processes() -> tuple[bool, Callable[[], None]]:
+    """``(is_main_process, wait_for_everyone)`` of this launch: a plain process is the main one and waits for no
+    one; under ``accelerate launch`` / ``torchrun`` the run directory is written by the main process only."""
+    from accelerate.utils import get_int_from_env
+
+    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) <= 1:
+        return True, lambda: None
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state.is_main_process, state.wait_for_everyone
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (``run.train.lr``), so that a difference names the field that differs."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
+    parts = key.split(".")
+    return key in ignore or parts[-1] in ignore or (parts[-2:-1] == ["train"] and parts[-1] in COSMETIC)
+
+
+def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], write: bool) -> bool:
+    path = output_dir / RUN_FILE
     if path.is_file():
-        recorded = json.loads(path.read_text()).get("config", {})
+        recorded = _flat(json.loads(path.read_text()).get("config", {}))
+        wanted = _flat(resolved)
         differ = sorted(
-            k for k in set(recorded) | set(resolved) if k not in ignore and recorded.get(k) != resolved.get(k)
+            k for k in set(recorded) | set(wanted) if not _ignored(k, ignore) and recorded.get(k) != wanted.get(k)
         )
-        if differ:
+        if not differ:
+            return (output_dir / "result.json").is_file()
+        # A run that was claimed but never started (nothing but run.json) holds no work: a new run may take it.
+        if not (write and {p.name for p in output_dir.iterdir()} == {RUN_FILE}):
             raise XLTError(
                 f"{output_dir} holds a different run (its config differs in {', '.join(differ)}); "
                 "choose another output_dir or delete that one"
             )
-        return (Path(output_dir) / "result.json").is_file()
-    if Path(output_dir).exists() and any(Path(output_dir).iterdir()):
+    elif output_dir.exists() and any(output_dir.iterdir()):
         raise XLTError(f"{output_dir} is not empty and holds no xlt run; choose another output_dir")
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": resolved, "versions": versions(), "git_revision": git_revision()}, indent=2))
+    elif not write:
+        raise XLTError(f"{output_dir} was not claimed by the main process; see its error")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".{RUN_FILE}.tmp"
+    tmp.write_text(json.dumps({"config": resolved, "versions": versions(), "git_revision": git_revision()}, indent=2))
+    tmp.replace(path)
     return False
 
 
+def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()) -> bool:
+    """Record the run in ``output_dir`` or check that it already holds this same run.
+
+    Returns True when the directory already holds a finished run of this config. Keys in ``ignore`` (dotted,
+    such as ``run.train.seed``, or a field name) and the display options in ``COSMETIC`` may differ between the
+    runs. Under several processes the main one claims the directory and the others then check it.
+    """
+    resolved = json.loads(json.dumps(_jsonable(config)))
+    output_dir = Path(output_dir)
+    main, wait = processes()
+    if not main:
+        wait()
+        return _claim(output_dir, resolved, ignore, write=False)
+    try:
+        return _claim(output_dir, resolved, ignore, write=True)
+    finally:
+        wait()
+
+
 def write_result(output_dir: Path, result: dict[str, Any]) -> None:
-    tmp = Path(output_dir) / ".result.json.tmp"
-    tmp.write_text(json.dumps(_jsonable(result), indent=2))
-    tmp.replace(Path(output_dir) / "result.json")
+    main, wait = processes()
+    try:
+        if main:
+            tmp = Path(output_dir) / ".result.json.tmp"
+            tmp.write_text(json.dumps(_jsonable(result), indent=2))
+            tmp.replace(Path(output_dir) / "result.json")
+    finally:
+        wait()

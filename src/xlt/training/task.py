@@ -3,6 +3,7 @@ active and frozen: the same plan at training and at test time (``[language ; tas
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -14,13 +15,16 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
+from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, PromptConfig, RepConfig
+from xlt.reps.base import Representation
 from xlt.tasks.classification import ClassificationData, Example
 from xlt.training.loop import TrainConfig, train
 from xlt.training.objectives import pad
-from xlt.training.run import claim_output_dir, write_result
+from xlt.training.presets import TASK_INIT_TEXTS
+from xlt.training.run import claim_output_dir, processes, write_result
 
 Kind = Literal["prompt", "bottleneck", "lora"]
 CONFIGS: dict[str, type[RepConfig]] = {
@@ -151,6 +155,23 @@ def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
             yield rows[int(index)]
 
 
+def rep_identity(rep: Representation) -> dict[str, Any]:
+    """What a frozen representation is, for the run record: its name, kind, config and a digest of its weights
+    (its creation time is not its identity: the same weights loaded again are the same run)."""
+    digest = hashlib.sha256()
+    for key, value in sorted(rep.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return {"name": rep.name, "kind": rep.kind, "config": rep.config.to_dict(), "weights": digest.hexdigest()}
+
+
+def _language_name(code: str) -> str:
+    try:
+        return get_language(code).name
+    except XLTError:
+        return code
+
+
 def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model."""
     from xlt.training.data import micro_batches
@@ -165,7 +186,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     rep_dir = out / "rep"
     language_fp = None
     if run.language_rep is not None:
-        language_fp = dict(model.rep(run.language_rep).info.provenance)
+        language_fp = rep_identity(model.rep(run.language_rep))
     if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict(), "language_rep": language_fp}):
         log(f"{name}: already trained in {out}, reusing it")
         if name not in model.reps:
@@ -178,8 +199,18 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
         head = HeadConfig("sequence", num_labels=len(data.labels), labels=data.labels, pooling=run.pooling)
     options = dict(run.rep)
     if run.kind == "prompt" and "init_text" not in options and options.get("init", "text") == "text":
-        options["init_text"] = f"Classify the {run.task} of the text in {{language}}:"
-    rep = model.add_task(run.task, CONFIGS[run.kind].from_dict(options), head=head)
+        default = f"Classify the {run.task} of the text in {{language}}:"
+        options["init_text"] = TASK_INIT_TEXTS.get(run.task, default)  # the paper's text for its four tasks
+    # The head (the rep body has its own config seed) is initialised from the run's seed, not from whatever the
+    # global RNG holds; a prompt's init text names the source language.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.train.seed)
+        rep = model.add_task(
+            run.task,
+            CONFIGS[run.kind].from_dict(options),
+            head=head,
+            language_name=_language_name(run.source_language),
+        )
     plan = Plan.of(language=run.language_rep, task=name)
     fmt = TaskFormat(model, data.labels, run.template, run.max_length)
 
@@ -202,7 +233,10 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
         metric="accuracy",
         log=log,
     )
-    model.save_rep(name, rep_dir)
+    main, wait = processes()
+    if main:  # one writer under several processes
+        model.save_rep(name, rep_dir)
+    wait()
     write_result(
         out,
         {

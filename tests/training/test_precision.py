@@ -1,0 +1,70 @@
+"""Precision: bf16 autocast runs on CPU (also after an fp32 run in the same process); fp16 is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import training_helpers as th
+
+import xlt.training.language as language_module
+from xlt.errors import XLTError
+from xlt.training.corpora import CorpusConfig
+from xlt.training.language import LanguageRun, train_language
+from xlt.training.lm import ObjectiveConfig
+from xlt.training.loop import TrainConfig
+
+
+@pytest.mark.parametrize("precision", ["fp16", "float16", "fp64", "bf32"])
+def test_other_precisions_are_refused(precision):
+    with pytest.raises(XLTError) as excinfo:
+        TrainConfig(precision=precision)  # type: ignore[arg-type]
+    message = str(excinfo.value)
+    assert repr(precision) in message and "'bf16'" in message and "'fp32'" in message
+    assert "NaN on mT5" in message
+
+
+def run_with(tmp_path, name, arch, kind, precision, monkeypatch):
+    """A short run; returns (autocast dtypes seen in the training forward, result.json, saved rep)."""
+    real = language_module.train
+    seen: list[torch.dtype | None] = []
+
+    def spying(**kwargs):
+        loss_fn = kwargs["loss_fn"]
+
+        def loss(module, batch):
+            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return loss_fn(module, batch)
+
+        return real(**{**kwargs, "loss_fn": loss})
+
+    monkeypatch.setattr(language_module, "train", spying)
+    corpus = th.lm_corpus(tmp_path / "sk.txt")
+    run = LanguageRun(
+        language="sk",
+        kind=kind,
+        corpus=CorpusConfig(files=[str(corpus)], validation_fraction=0.05),
+        output_dir=tmp_path / name,
+        rep=th.rep_options(kind),
+        objective=ObjectiveConfig(max_length=24),
+        train=th.quick(steps=8, batch_size=8, eval_every=4, precision=precision, lr=0.3 if kind == "prompt" else 0.01),
+    )
+    rep_dir = train_language(th.model(arch), run, log=th.silent)
+    return set(seen), json.loads((tmp_path / name / "result.json").read_text()), th.rep_tensors(rep_dir)
+
+
+@pytest.mark.parametrize(("arch", "kind"), [("t5", "prompt"), ("gpt2", "lora")])
+def test_bf16_runs_on_cpu_after_an_fp32_run(tmp_path, monkeypatch, arch, kind):
+    dtypes, fp32, fp32_rep = run_with(tmp_path, "fp32", arch, kind, "fp32", monkeypatch)
+    assert dtypes == {None}
+    # a second Accelerator in the same process, with another precision
+    dtypes, bf16, bf16_rep = run_with(tmp_path, "bf16", arch, kind, "bf16", monkeypatch)
+    assert dtypes == {torch.bfloat16}  # the training forward runs under bf16 autocast
+    history = [h["loss"] for h in bf16["history"]]
+    assert all(map(torch.isfinite, map(torch.tensor, history)))
+    assert history[-1] < history[0] + 0.05
+    assert all(v.dtype == torch.float32 for v in bf16_rep.values())  # the trained weights stay fp32
+    assert any(not torch.equal(bf16_rep[k], fp32_rep[k]) for k in fp32_rep)  # bf16 did change the arithmetic
+    # the two precisions agree to bf16 accuracy
+    assert history == pytest.approx([h["loss"] for h in fp32["history"]], rel=0.05)
