@@ -189,6 +189,7 @@ def test_task_runs_are_seeded_whatever_the_global_rng_holds(tmp_path):
     train_file, dev_file = th.task_files(tmp_path, train=16, dev=4)
     saved = []
     for seed in (1, 2):
+        model = th.model("bert")
         torch.manual_seed(seed)  # e.g. whatever ran before in the same process
         run = TaskRun(
             task="t",
@@ -199,6 +200,6 @@ def test_task_runs_are_seeded_whatever_the_global_rng_holds(tmp_path):
             max_length=16,
             train=th.quick(steps=2, eval_every=0, lr=0.01),
         )
-        saved.append(th.rep_tensors(train_task(th.model("bert"), run, log=th.silent)))
+        saved.append(th.rep_tensors(train_task(model, run, log=th.silent)))
     assert any(k.startswith("head.") for k in saved[0])
     assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])
