@@ -16,7 +16,7 @@ from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.loop import TrainConfig, TrainingModule, train
-from xlt.training.run import claim_output_dir, write_result
+from xlt.training.run import claim_output_dir, processes, write_result
 
 Kind = Literal["prompt", "bottleneck", "lora"]
 CONFIGS: dict[str, type[RepConfig]] = {
@@ -71,8 +71,9 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     check_corpus(run.corpus)
     if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
         log(f"{name}: already trained in {out}, reusing it")
-        if name not in model.reps:
-            model.load_rep(rep_dir)
+        if name in model.reps:  # the finished run's weights, not whatever the bank held under that name
+            model.remove(name)
+        model.load_rep(rep_dir)
         return rep_dir
     if name in model.reps:
         model.remove(name)
@@ -96,7 +97,10 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         extra=extra,
         log=log,
     )
-    model.save_rep(name, rep_dir)
+    main, wait = processes()
+    if main:  # one writer under several processes
+        model.save_rep(name, rep_dir)
+    wait()
     write_result(
         out,
         {
@@ -173,12 +177,12 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
     embeddings = model.host.input_embeddings(model.base)
     for corpus in run.corpora:
         check_corpus(corpus)
-    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}):
-        log(f"LM head: already trained in {out}, reusing it")
-        return head_dir
     tok = model.tokenizer
     if tok is None:
         raise XLTError("an LM head needs the model's tokenizer (create the XLTModel with tokenizer=...)")
+    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}):
+        log(f"LM head: already trained in {out}, reusing it")
+        return head_dir
     vocab: set[int] | None = None
     if run.restrict_vocab:
         vocab = set()
@@ -218,7 +222,10 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
         extra=extra,
         log=log,
     )
-    head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps})
+    main, wait = processes()
+    if main:  # one writer under several processes
+        head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps})
+    wait()
     write_result(
         out,
         {

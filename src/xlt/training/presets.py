@@ -22,9 +22,9 @@ TASK_INIT_TEXTS: dict[str, str] = {
 
 
 def preset(name: Preset, role: Role) -> dict[str, Any]:
-    """Field values of a run of this role: ``{"train": {...}, "objective": {...}, "rep": {...}}``.
+    """Field values of a run of this role: ``{"train": {...}, "objective": {...}, "prompt": {...}}``.
 
-    ``rep`` holds only what applies to soft prompts (``num_virtual_tokens``, ``init``); bottleneck defaults
+    ``prompt`` holds only what applies to soft prompts (``num_virtual_tokens``, ``init``); bottleneck defaults
     are the paper's already (``seq_bn``, reduction factor 16, ReLU).
     """
     if name == "paper":
