@@ -16,7 +16,7 @@ from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.loop import TrainConfig, TrainingModule, train
-from xlt.training.run import claim_output_dir, processes, write_result
+from xlt.training.run import claim_output_dir, finish
 
 Kind = Literal["prompt", "bottleneck", "lora"]
 CONFIGS: dict[str, type[RepConfig]] = {
@@ -97,24 +97,7 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         extra=extra,
         log=log,
     )
-    main, wait = processes()
-    if main:  # one writer under several processes
-        model.save_rep(name, rep_dir)
-    wait()
-    write_result(
-        out,
-        {
-            "objective": objective.name,
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "best": result.best,
-            "history": result.history,
-            "seconds": result.seconds,
-            "tokens": result.tokens,
-            "tokens_per_second": result.tokens_per_second,
-            "stopped_early": result.stopped_early,
-        },
-    )
+    finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **result.to_dict()})
     return rep_dir
 
 
@@ -222,22 +205,9 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
         extra=extra,
         log=log,
     )
-    main, wait = processes()
-    if main:  # one writer under several processes
-        head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps})
-    wait()
-    write_result(
+    finish(
         out,
-        {
-            "objective": "masked_lm_head",
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "best": result.best,
-            "history": result.history,
-            "seconds": result.seconds,
-            "tokens": result.tokens,
-            "tokens_per_second": result.tokens_per_second,
-            "vocab": len(head.vocab_ids),
-        },
+        lambda: head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps}),
+        {"objective": "masked_lm_head", "vocab": len(head.vocab_ids), **result.to_dict()},
     )
     return head_dir

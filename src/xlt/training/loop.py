@@ -112,6 +112,9 @@ class TrainResult:
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tokens_per_second": self.tokens_per_second}
+
 
 class TrainingModule(nn.Module):
     """What the accelerator wraps: the model plus any extra trained or frozen modules, and the loss."""

@@ -132,6 +132,15 @@ def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()
         wait()
 
 
+def finish(output_dir: Path, save: Callable[[], Any], result: dict[str, Any]) -> None:
+    """Save the trained weights (one writer under several processes), then record the run as finished."""
+    main, wait = processes()
+    if main:
+        save()
+    wait()
+    write_result(output_dir, result)
+
+
 def write_result(output_dir: Path, result: dict[str, Any]) -> None:
     main, wait = processes()
     try:

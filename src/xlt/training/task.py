@@ -24,7 +24,7 @@ from xlt.tasks.classification import ClassificationData, Example
 from xlt.training.loop import TrainConfig, train
 from xlt.training.objectives import pad
 from xlt.training.presets import TASK_INIT_TEXTS
-from xlt.training.run import claim_output_dir, processes, write_result
+from xlt.training.run import claim_output_dir, finish
 
 Kind = Literal["prompt", "bottleneck", "lora"]
 CONFIGS: dict[str, type[RepConfig]] = {
@@ -233,21 +233,5 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
         metric="accuracy",
         log=log,
     )
-    main, wait = processes()
-    if main:  # one writer under several processes
-        model.save_rep(name, rep_dir)
-    wait()
-    write_result(
-        out,
-        {
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "best": result.best,
-            "history": result.history,
-            "seconds": result.seconds,
-            "tokens": result.tokens,
-            "tokens_per_second": result.tokens_per_second,
-            "stopped_early": result.stopped_early,
-        },
-    )
+    finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
     return rep_dir
