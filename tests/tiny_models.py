@@ -56,6 +56,20 @@ def _t5(cls, config_cls, **extra):
     return cls(config)
 
 
+# Llama and Qwen2 share their block layout; one tiny shape serves both.
+LLAMA_SHAPE = {
+    "vocab_size": VOCAB,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+    "bos_token_id": 3,
+    "eos_token_id": 1,
+    "pad_token_id": 0,
+}
+
 BUILDERS = {
     "t5": lambda: _t5(T5ForConditionalGeneration, T5Config),
     "mt5": lambda: _t5(
@@ -103,34 +117,8 @@ BUILDERS = {
             pad_token_id=0,
         )
     ),
-    "llama": lambda: LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=VOCAB,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            bos_token_id=3,
-            eos_token_id=1,
-            pad_token_id=0,
-        )
-    ),
-    "qwen2": lambda: Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=VOCAB,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            bos_token_id=3,
-            eos_token_id=1,
-            pad_token_id=0,
-        )
-    ),
+    "llama": lambda: LlamaForCausalLM(LlamaConfig(**LLAMA_SHAPE)),
+    "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**LLAMA_SHAPE)),
 }
 ARCHS = list(BUILDERS)
 FAMILY = {
