@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Token j predicts token j+1 (Hugging Face's convention); -100 labels are ignored."""
-    shifted = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    return F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+    # Shift the labels, not the logits: slicing [B, L, V] logits would copy them forward and backward.
+    targets = F.pad(labels.to(logits.device), (0, 1), value=-100)[:, 1:]
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
 class DecoderHost(Host):
