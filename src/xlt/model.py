@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,9 +362,6 @@ class XLTModel(nn.Module):
         with self.runtime.active(route):
             batch = self.assemble(input_ids, attention_mask, route)
             return self.host.generate(self.base, batch, route, **generate_kwargs)
-
-    def plans_of(self, names: Iterable[str]) -> list[Plan]:
-        return [Plan.coerce(name) for name in names]
 
 
 def head_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

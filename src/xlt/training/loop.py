@@ -338,7 +338,3 @@ def _checkpoint(
         save_state(tmp, "scheduler", scheduler.state_dict())
         save_state(tmp, "rng", rng_state())
         save_state(tmp, "trainer", json.loads(json.dumps(state)))
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return asdict(config)
