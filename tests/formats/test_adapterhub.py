@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracle_inputs import inputs, xlt_out
 
-from tiny_models import FAMILY, batch, tiny_base
+from tiny_models import FAMILY, tiny_base
 from xlt import BottleneckConfig, FormatError, PromptConfig, UnsupportedError, XLTError, XLTModel
 from xlt.formats import detect_format, export_adapterhub, import_adapterhub, import_rep
 
@@ -20,22 +21,6 @@ ORACLE_ARCHS = ["bert", "xlm-roberta", "t5", "mt5", "gpt2", "llama"]
 @pytest.fixture(scope="module")
 def adapters():
     return pytest.importorskip("adapters")
-
-
-def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids, mask = batch([7, 4, 6])
-    decoder_ids = torch.randint(4, 128, (3, 5), generator=torch.Generator().manual_seed(3))
-    return ids, mask, decoder_ids
-
-
-def xlt_out(model: XLTModel, plan: str | None) -> torch.Tensor:
-    ids, mask, dec = inputs()
-    family = model.host.family
-    with torch.no_grad():
-        if family == "encoder_decoder":
-            return model(ids, mask, plan=plan, decoder_input_ids=dec).logits
-        out = model(ids, mask, plan=plan)
-    return out.logits if family == "decoder" else out.hidden_states
 
 
 def hub_out(base, arch: str, setup) -> torch.Tensor:

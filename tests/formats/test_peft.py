@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracle_inputs import inputs, xlt_out
 from safetensors.torch import save_file
 
-from tiny_models import FAMILY, batch, tiny_base, tiny_tokenizer
+from tiny_models import FAMILY, tiny_base, tiny_tokenizer
 from xlt import FormatError, PromptConfig, UnsupportedError, XLTError, XLTModel
 from xlt.formats import detect_format, export_peft_prompt, import_peft_prompt, import_rep
 
@@ -22,22 +23,6 @@ TASK_TYPE = {"encoder_decoder": "SEQ_2_SEQ_LM", "decoder": "CAUSAL_LM", "encoder
 @pytest.fixture(scope="module")
 def peft():
     return pytest.importorskip("peft")
-
-
-def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids, mask = batch([7, 4, 6])
-    decoder_ids = torch.randint(4, 128, (3, 5), generator=torch.Generator().manual_seed(3))
-    return ids, mask, decoder_ids
-
-
-def xlt_out(model: XLTModel, plan: str | None) -> torch.Tensor:
-    ids, mask, dec = inputs()
-    family = model.host.family
-    with torch.no_grad():
-        if family == "encoder_decoder":
-            return model(ids, mask, plan=plan, decoder_input_ids=dec).logits
-        out = model(ids, mask, plan=plan)
-    return out.logits if family == "decoder" else out.hidden_states
 
 
 def peft_out(peft_model, arch: str, n: int) -> torch.Tensor:
