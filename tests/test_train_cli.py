@@ -23,6 +23,12 @@ def xlt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def train_language(root: Path, model_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``xlt train-language`` with the workspace's YAML config, the tiny model and ``out``, plus ``extra``."""
+    config = ["--config", str(root / "run.yaml"), "--model", str(model_dir), "--output_dir", str(out)]
+    return xlt("train-language", *config, *extra, cwd=root)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
@@ -47,44 +53,15 @@ def workspace(tmp_path_factory):
 def test_train_language_from_yaml_then_reuse(workspace):
     root, model_dir = workspace
     out = root / "sk-prompt"
-    done = xlt(
-        "train-language",
-        "--config",
-        str(root / "run.yaml"),
-        "--model",
-        str(model_dir),
-        "--output_dir",
-        str(out),
-        cwd=root,
-    )
+    done = train_language(root, model_dir, out)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(str(out / "rep"))
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["run"]["train"]["steps"] == 4 and run["versions"]["torch"]
     assert (out / "rep" / "xlt_rep.json").is_file() and json.loads((out / "result.json").read_text())["steps"] == 4
-    again = xlt(
-        "train-language",
-        "--config",
-        str(root / "run.yaml"),
-        "--model",
-        str(model_dir),
-        "--output_dir",
-        str(out),
-        cwd=root,
-    )
+    again = train_language(root, model_dir, out)
     assert again.returncode == 0 and "reusing" in again.stderr
-    other = xlt(
-        "train-language",
-        "--config",
-        str(root / "run.yaml"),
-        "--model",
-        str(model_dir),
-        "--output_dir",
-        str(out),
-        "--train.lr",
-        "0.05",
-        cwd=root,
-    )
+    other = train_language(root, model_dir, out, "--train.lr", "0.05")
     assert other.returncode == 2
     assert other.stderr.strip().splitlines()[-1].startswith("xlt: error:") and "holds a different run" in other.stderr
 
@@ -126,18 +103,7 @@ def test_train_language_from_yaml_then_reuse(workspace):
 def test_bad_input_is_one_line_and_leaves_nothing(workspace):
     root, model_dir = workspace
     out = root / "missing"
-    bad = xlt(
-        "train-language",
-        "--config",
-        str(root / "run.yaml"),
-        "--model",
-        str(model_dir),
-        "--output_dir",
-        str(out),
-        "--corpus.files",
-        "[/no/such/file.txt]",
-        cwd=root,
-    )
+    bad = train_language(root, model_dir, out, "--corpus.files", "[/no/such/file.txt]")
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr.strip().splitlines()[-1]
     assert not out.exists()
