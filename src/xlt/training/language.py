@@ -79,16 +79,37 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         model.remove(name)
     rep = model.add_language(run.language, config)
     source = SegmentSource(run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed)
-    micro = run.train.batch_size // run.train.gradient_accumulation
-    batches = micro_batches(source.train, objective.collate, micro, run.train.seed)
-    validation = fixed_batches(source.validation(run.validation_segments), objective.collate, micro, run.train.seed)
+    result = _train_lm(
+        model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
+    )
+    finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **result.to_dict()})
+    return rep_dir
+
+
+def _train_lm(
+    model: XLTModel,
+    objective: Any,
+    source: SegmentSource,
+    trainable: dict[str, Any],
+    kind: str,
+    head: MaskedLMHead | None,
+    config: TrainConfig,
+    validation_segments: int,
+    out: Path,
+    log: Any,
+) -> Any:
+    """The language-modelling run shared by language representations and the LM head: batches from the
+    packed training split, validation loss on fixed segments, the best weights kept."""
+    micro = config.batch_size // config.gradient_accumulation
+    batches = micro_batches(source.train, objective.collate, micro, config.seed)
+    validation = fixed_batches(source.validation(validation_segments), objective.collate, micro, config.seed)
     extra = {"lm_head": head} if head is not None else None
     scorer = TrainingModule(model, objective.loss, extra)
-    result = train(
-        config=run.train,
+    return train(
+        config=config,
         model=model,
-        trainable={name: rep},
-        kind=run.kind,
+        trainable=trainable,
+        kind=kind,
         loss_fn=objective.loss,
         batches=batches,
         evaluate=(lambda: evaluate_loss(scorer, objective.loss, validation)) if validation else None,
@@ -97,8 +118,6 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         extra=extra,
         log=log,
     )
-    finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **result.to_dict()})
-    return rep_dir
 
 
 def _lm_head(model: XLTModel, path: Path | None) -> MaskedLMHead | None:
@@ -187,23 +206,8 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
             return pack(ids, self.length, self.separator)
 
     source = Pooled(run.corpora[0], tok, objective.segment_length, objective.separator, seed)
-    micro = run.train.batch_size // run.train.gradient_accumulation
-    batches = micro_batches(source.train, objective.collate, micro, seed)
-    validation = fixed_batches(source.validation(run.validation_segments), objective.collate, micro, seed)
-    extra = {"lm_head": head}
-    scorer = TrainingModule(model, objective.loss, extra)
-    result = train(
-        config=run.train,
-        model=model,
-        trainable={"lm_head": head},
-        kind="lm_head",
-        loss_fn=objective.loss,
-        batches=batches,
-        evaluate=(lambda: evaluate_loss(scorer, objective.loss, validation)) if validation else None,
-        output_dir=out,
-        metric="loss",
-        extra=extra,
-        log=log,
+    result = _train_lm(
+        model, objective, source, {"lm_head": head}, "lm_head", head, run.train, run.validation_segments, out, log
     )
     finish(
         out,
