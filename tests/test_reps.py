@@ -21,7 +21,7 @@ from xlt.reps.registry import _ALIASES, _KINDS
 
 
 def test_registry():
-    assert kinds() == ["bottleneck", "lora", "prompt"]
+    assert kinds() == ["bottleneck", "lora", "probe", "prompt"]
     assert get_kind("adapter").name == get_kind("seq_bn").name == "bottleneck"
     assert get_kind("soft_prompt").name == "prompt"
     with pytest.raises(XLTError, match="already registered"):

@@ -4,6 +4,7 @@ from xlt.reps.base import Entry, RepBody, RepConfig, RepInfo, Representation, Ro
 from xlt.reps.bottleneck import BottleneckConfig
 from xlt.reps.heads import Head, HeadConfig
 from xlt.reps.lora import LoRAConfig
+from xlt.reps.probe import ProbeConfig
 from xlt.reps.prompt import PromptConfig
 from xlt.reps.registry import Kind, get_kind, kinds, register_kind
 
@@ -14,6 +15,7 @@ __all__ = [
     "HeadConfig",
     "Kind",
     "LoRAConfig",
+    "ProbeConfig",
     "PromptConfig",
     "RepBody",
     "RepConfig",

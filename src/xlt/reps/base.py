@@ -13,7 +13,7 @@ from torch import nn
 from xlt.errors import XLTError
 from xlt.fingerprint import Fingerprint
 
-Entry = Literal["input", "blocks", "linears"]
+Entry = Literal["input", "blocks", "linears", "none"]
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
 

@@ -18,7 +18,7 @@ from xlt.errors import XLTError
 from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
-from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, PromptConfig, RepConfig
+from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, ProbeConfig, PromptConfig, RepConfig
 from xlt.reps.base import Representation
 from xlt.tasks.classification import ClassificationData, Example
 from xlt.training.loop import TrainConfig, train
@@ -26,11 +26,12 @@ from xlt.training.objectives import pad
 from xlt.training.presets import TASK_INIT_TEXTS
 from xlt.training.run import claim_output_dir, finish
 
-Kind = Literal["prompt", "bottleneck", "lora"]
+Kind = Literal["prompt", "bottleneck", "lora", "probe"]
 CONFIGS: dict[str, type[RepConfig]] = {
     "prompt": PromptConfig,
     "bottleneck": BottleneckConfig,
     "lora": LoRAConfig,
+    "probe": ProbeConfig,
 }
 
 
@@ -40,7 +41,8 @@ class TaskRun:
 
     Args:
         task: the task's name (e.g. "emoji").
-        kind: "prompt" (task prompt), "bottleneck" (task adapter) or "lora".
+        kind: "prompt" (task prompt), "bottleneck" (task adapter), "lora", or "probe" (an encoder's head alone
+            on the frozen model: the linear probe).
         train_file: labelled training data (.jsonl, .csv or .tsv with text and label columns).
         dev_file: labelled development data in the source language (best-checkpoint selection).
         output_dir: run directory; the trained rep is written to output_dir/rep.
@@ -53,6 +55,7 @@ class TaskRun:
         rep: options of the kind's config.
         pooling: encoder head pooling, "mean" or "cls".
         train: optimisation settings (metric: dev accuracy).
+        name: the rep's name in the model (default ``{task}/{kind}``).
     """
 
     task: str
@@ -70,6 +73,7 @@ class TaskRun:
     text_field: str = "text"
     label_field: str = "label"
     train: TrainConfig = field(default_factory=TrainConfig)
+    name: str | None = None
 
 
 class TaskFormat:
@@ -79,6 +83,7 @@ class TaskFormat:
         if model.tokenizer is None:
             raise XLTError("task training needs the model's tokenizer (create the XLTModel with tokenizer=...)")
         self.model, self.labels, self.template, self.max_length = model, labels, template, max_length
+        self.parse: Any = parse_label
         self.tok = model.tokenizer
         self.family = model.host.family
         self.pad = int(self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
@@ -110,27 +115,29 @@ class TaskFormat:
             labels[i, : len(s)] = -100
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
-    def predict(self, rows: Sequence[Example], plan: Plan) -> list[str | None]:
-        """The predicted label per row; None where a generated answer matches no label."""
-        if self.family == "encoder":
-            batch = self.collate(rows)
-            device = next(self.model.parameters()).device
-            logits = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device), plan=plan).logits
-            return [self.labels[i] for i in logits.argmax(-1).tolist()]
+    def predict(
+        self, rows: Sequence[Example], plan: Plan | None = None, plans: Sequence[Plan] | None = None
+    ) -> list[str | None]:
+        """The predicted label per row, under one plan or one plan per row (routed); None where a generated
+        answer matches no label."""
         ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
         device = next(self.model.parameters()).device
+        route = {"plan": plan} if plans is None else {"plans": list(plans)}
+        if self.family == "encoder":
+            logits = self.model(ids.to(device), mask.to(device), **route).logits
+            return [self.labels[i] for i in logits.argmax(-1).tolist()]
         longest = max(len(self._label_ids(label)) for label in self.labels)
         out = self.model.generate(
             ids.to(device),
             mask.to(device),
-            plan=plan,
+            **route,
             max_new_tokens=longest + 1,
             do_sample=False,
             num_beams=1,
             pad_token_id=self.pad,
         )
         texts = self.tok.batch_decode(out, skip_special_tokens=True)
-        return [parse_label(text, self.labels) for text in texts]
+        return [self.parse(text, self.labels) for text in texts]
 
 
 def parse_label(text: str, labels: list[str]) -> str | None:
@@ -182,7 +189,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     if run.language_rep is not None:
         model.rep(run.language_rep)  # a clear error if it is not loaded
     out = Path(run.output_dir)
-    name = f"{run.task}/{run.kind}"
+    name = run.name or f"{run.task}/{run.kind}"
     rep_dir = out / "rep"
     language_fp = None
     if run.language_rep is not None:
@@ -198,6 +205,8 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     if model.host.supports_heads:
         head = HeadConfig("sequence", num_labels=len(data.labels), labels=data.labels, pooling=run.pooling)
     options = dict(run.rep)
+    if run.kind == "probe" and head is None:
+        raise XLTError(f"{model.host.name} models take no head, so there is no probe to train (use another kind)")
     if run.kind == "prompt" and "init_text" not in options and options.get("init", "text") == "text":
         default = f"Classify the {run.task} of the text in {{language}}:"
         options["init_text"] = TASK_INIT_TEXTS.get(run.task, default)  # the paper's text for its four tasks
@@ -209,6 +218,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
             run.task,
             CONFIGS[run.kind].from_dict(options),
             head=head,
+            name=name,
             language_name=_language_name(run.source_language),
         )
     plan = Plan.of(language=run.language_rep, task=name)

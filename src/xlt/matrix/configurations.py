@@ -1,0 +1,102 @@
+"""Configurations: the paper's seven recipes (and users' own), each a rule from (task, source, target) to the
+plan a task representation is trained with and the plan it is tested with.
+
+The rule is one function for both plans (``plan(language, task_rep)``), called with the source language at
+training time and the target language at test time: the composition cannot differ between the two (the
+reference code trained SLP+TP on ``[LP ; LP ; TP ; x]`` and tested on ``[LP ; TP ; x]``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from xlt.errors import XLTError
+from xlt.plan import Plan
+
+LANGUAGE_KINDS = ("prompt", "bottleneck", "lora")
+TASK_KINDS = ("prompt", "bottleneck", "lora", "probe")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A named recipe.
+
+    Args:
+        name: its name in tables (e.g. "SLP+TA").
+        language: kind of the language representation (None: no language representation).
+        task: kind of the task representation; "probe" is the zero-shot baseline: an encoder's head alone on the
+            frozen model, and nothing at all on families that answer in text (the base model with the task's
+            template).
+    """
+
+    name: str
+    language: str | None
+    task: str
+
+    def __post_init__(self) -> None:
+        if self.language is not None and self.language not in LANGUAGE_KINDS:
+            raise XLTError(
+                f"configuration '{self.name}': language kind {self.language!r} is not one of "
+                f"{', '.join(LANGUAGE_KINDS)} (or null for none)"
+            )
+        if self.task not in TASK_KINDS:
+            raise XLTError(
+                f"configuration '{self.name}': task kind {self.task!r} is not one of {', '.join(TASK_KINDS)}"
+            )
+        if self.task == "probe" and self.language is not None:
+            raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")
+
+    @property
+    def slug(self) -> str:
+        """A name fit for rep names and directories ("LA+TA" -> "la-ta")."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "configuration"
+
+    def trains_task(self, family: str) -> bool:
+        """Whether a task representation is trained at all (a text-to-text zero-shot trains nothing)."""
+        return not (self.task == "probe" and family != "encoder")
+
+    def language_rep(self, language: str) -> str | None:
+        return f"{language}/{self.language}" if self.language else None
+
+    def task_rep(self, task: str, source: str, seed: int) -> str:
+        return f"{task}/{source}/{self.slug}/seed{seed}"
+
+    def plan(self, language: str, task_rep: str | None) -> Plan:
+        """``[language ; task]``: with the source language for training, the target language for testing."""
+        return Plan.of(language=self.language_rep(language), task=task_rep)
+
+
+PAPER_CONFIGURATIONS: tuple[Configuration, ...] = (
+    Configuration("zero-shot", None, "probe"),
+    Configuration("TA", None, "bottleneck"),
+    Configuration("TP", None, "prompt"),
+    Configuration("LA+TA", "bottleneck", "bottleneck"),
+    Configuration("LA+TP", "bottleneck", "prompt"),
+    Configuration("SLP+TA", "prompt", "bottleneck"),
+    Configuration("SLP+TP", "prompt", "prompt"),
+)
+PAPER_NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_CONFIGURATIONS)
+
+
+def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | None]]) -> list[Configuration]:
+    """The configurations a grid names: the paper's by name, and the config's own ``custom_configurations``."""
+    known = {c.name: c for c in PAPER_CONFIGURATIONS}
+    for name, spec in custom.items():
+        if name in known:
+            raise XLTError(f"custom_configurations.{name}: the name is one of the paper's; choose another")
+        if not isinstance(spec, dict) or set(spec) - {"language", "task"} or "task" not in spec:
+            raise XLTError(
+                f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(TASK_KINDS)}) and "
+                f"optionally language: (one of {', '.join(LANGUAGE_KINDS)})"
+            )
+        known[name] = Configuration(name, spec.get("language"), str(spec["task"]))
+    out = []
+    for name in names:
+        if name not in known:
+            raise XLTError(f"configurations: unknown configuration '{name}' (allowed: {', '.join(known)})")
+        out.append(known[name])
+    slugs = [c.slug for c in out]
+    if len(set(slugs)) != len(slugs):
+        raise XLTError(f"configurations: names {names} collide once made file-safe ({slugs}); rename one")
+    return out

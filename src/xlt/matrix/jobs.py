@@ -1,0 +1,140 @@
+"""Training jobs of a matrix and where they run: in this process, or side by side in worker processes (one
+per GPU, or CPU threads split between them). A job writes only its own run directory, so a killed job is
+resumed by the next run and a finished one is reused."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xlt.errors import XLTError
+from xlt.model import XLTModel
+from xlt.training.language import LanguageRun, train_language
+from xlt.training.task import TaskRun, train_task
+
+
+@dataclass
+class Job:
+    """One representation to train: ``run`` is a LanguageRun or TaskRun; ``needs`` are rep directories that
+    must be in the model first (the source language's representation of a task run)."""
+
+    name: str
+    run: LanguageRun | TaskRun
+    needs: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    name: str
+    rep_dir: Path | None
+    error: str | None
+    seconds: float
+
+
+def load_model(name: str, threads: int | None = None, device: str | None = None) -> XLTModel:
+    """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if name == "e5":
+        from xlt.e5 import E5_MODEL_ID, load_e5
+
+        base, tokenizer = load_e5()
+        model = XLTModel(base, tokenizer, name=E5_MODEL_ID)
+    else:
+        model = XLTModel.from_pretrained(name)
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
+    return model.to(device) if device else model
+
+
+def run_job(model: XLTModel, job: Job, log: Callable[[str], None]) -> Outcome:
+    """Train (or resume, or reuse) one job on ``model``; a bad-input error becomes the job's outcome."""
+    start = time.perf_counter()
+    try:
+        for directory in job.needs:
+            name = _rep_name(directory)
+            if name not in model.reps:
+                model.load_rep(directory)
+        if isinstance(job.run, LanguageRun):
+            rep_dir = train_language(model, job.run, log=log)
+        else:
+            rep_dir = train_task(model, job.run, log=log)
+    except XLTError as exc:
+        return Outcome(job.name, None, str(exc), time.perf_counter() - start)
+    return Outcome(job.name, rep_dir, None, time.perf_counter() - start)
+
+
+def _rep_name(directory: Path) -> str:
+    from xlt.formats.native import read_rep_config
+
+    return str(read_rep_config(directory)["name"])
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(model: str, threads: int | None, devices: Any) -> None:
+    device = devices.get() if devices is not None else None
+    _WORKER["model"] = load_model(model, threads, device)
+
+
+def _work(job: Job) -> Outcome:
+    log = lambda message: print(f"[{job.name}] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    return run_job(_WORKER["model"], job, log)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    model: XLTModel,
+    model_name: str,
+    workers: int,
+    threads: int | None,
+    log: Callable[[str], None],
+) -> list[Outcome]:
+    """Run independent jobs: here on ``model`` when ``workers`` is 1, else in a pool of worker processes.
+
+    The trained reps end up in ``model``'s bank either way (loaded from the jobs' directories)."""
+    if not jobs:
+        return []
+    if workers <= 1 or len(jobs) == 1:
+        outcomes = []
+        for number, job in enumerate(jobs, 1):
+            log(f"[{number}/{len(jobs)}] {job.name}")
+            outcomes.append(run_job(model, job, log))
+        return outcomes
+    import torch
+
+    count = min(workers, len(jobs))
+    context = multiprocessing.get_context("spawn")  # CUDA and forked torch threads do not mix
+    devices = None
+    if torch.cuda.is_available():
+        devices = context.Manager().Queue()
+        for i in range(count):
+            devices.put(f"cuda:{i % torch.cuda.device_count()}")
+    per_worker = threads or max(1, (os.cpu_count() or 1) // count)
+    log(f"running {len(jobs)} jobs on {count} workers ({'GPUs' if devices else f'{per_worker} CPU threads each'})")
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(count, mp_context=context, initargs=(model_name, per_worker, devices),
+                             initializer=_init_worker) as pool:  # fmt: skip
+        futures = {pool.submit(_work, job): job for job in jobs}
+        for number, future in enumerate(as_completed(futures), 1):
+            outcome = future.result()
+            log(f"[{number}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
+            outcomes.append(outcome)
+    for outcome in outcomes:
+        if outcome.rep_dir is not None:
+            name = _rep_name(outcome.rep_dir)
+            if name in model.reps:
+                model.remove(name)
+            model.load_rep(outcome.rep_dir)
+    return outcomes

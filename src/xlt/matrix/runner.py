@@ -1,0 +1,346 @@
+"""``xlt matrix``: build every representation a grid needs, evaluate every cell, keep the results.
+
+Order: the encoder's LM head (if it ships none), language representations (once per language and kind),
+task representations (once per task, source, configuration and seed), then evaluation, where every target of
+one task representation shares routed batches (each row carries its own target's plan). Each step is
+skipped where its output already exists, so a killed run started again loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xlt.errors import XLTError
+from xlt.matrix.config import MatrixConfig, to_dict
+from xlt.matrix.configurations import Configuration, resolve_configurations
+from xlt.matrix.jobs import Job, load_model, run_jobs
+from xlt.matrix.store import Key, ResultStore
+from xlt.model import XLTModel
+from xlt.tasks.base import Task
+from xlt.tasks.classification import Example
+from xlt.tasks.registry import DATA_DIR, build_task
+from xlt.training.corpora import CorpusConfig
+from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
+from xlt.training.task import TaskFormat, TaskRun, rep_identity
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    source: str
+    target: str
+    configuration: str
+    seed: int
+
+    @property
+    def key(self) -> Key:
+        return (self.task, self.source, self.target, self.configuration, self.seed)
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """The cells that share one task representation: one (task, source, configuration, seed), many targets."""
+
+    task: str
+    source: str
+    configuration: Configuration
+    seed: int
+
+
+def grid(config: MatrixConfig, configurations: list[Configuration]) -> list[Cell]:
+    return [
+        Cell(task, source, target, conf.name, seed)
+        for task in config.tasks
+        for source in config.sources
+        for conf in configurations
+        for seed in config.seeds
+        for target in config.target_languages()
+    ]
+
+
+class Matrix:
+    """One matrix run over ``config`` in ``config.output_dir``."""
+
+    def __init__(self, config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> None:
+        self.config, self.log = config, log
+        self.out = Path(config.output_dir)
+        self.configurations = resolve_configurations(config.configurations, config.custom_configurations)
+        self.by_name = {c.name: c for c in self.configurations}
+        self.tasks: dict[str, Task] = {name: build_task(name, spec) for name, spec in config.tasks.items()}
+        self._model = model
+        self.failed: dict[str, str] = {}  # rep name -> why it could not be built
+        self.train_seconds: dict[str, float] = {}
+        self._hashes: dict[str, str] = {}
+
+    @property
+    def model(self) -> XLTModel:
+        if self._model is None:
+            self.log(f"loading {self.config.model}")
+            self._model = load_model(self.config.model, self.config.threads)
+        return self._model
+
+    # paths -------------------------------------------------------------------------------------------
+    def _language_dir(self, language: str, kind: str) -> Path:
+        return self.out / "reps" / "language" / f"{language}-{kind}"
+
+    def _task_dir(self, group: TaskGroup) -> Path:
+        return self.out / "reps" / "task" / f"{group.task}-{group.source}-{group.configuration.slug}-seed{group.seed}"
+
+    def _corpus(self, language: str) -> CorpusConfig | None:
+        if self.config.corpora == "builtin":
+            path = DATA_DIR / "corpora" / f"{language}.txt"
+            return CorpusConfig(files=[str(path)]) if path.is_file() else None
+        spec = self.config.corpora.get(language)  # type: ignore[union-attr]
+        return CorpusConfig(**spec) if spec is not None else None
+
+    # the run -----------------------------------------------------------------------------------------
+    def run(self) -> list[dict[str, Any]]:
+        cells = grid(self.config, self.configurations)
+        with ResultStore.open(self.out, self.config.recipe_hash(), self.config.recipe()) as store:
+            todo = [c for c in cells if not store.done(c.key)]
+            self.log(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
+            if todo:
+                self._build_language_reps(todo)
+                groups = self._groups(todo)
+                self._build_task_reps(groups)
+                for number, (group, targets) in enumerate(groups.items(), 1):
+                    self.log(
+                        f"evaluating [{number}/{len(groups)}] {group.task} {group.source} {group.configuration.name} "
+                        f"seed {group.seed} on {len(targets)} target(s)"
+                    )
+                    store.put(self._evaluate(group, targets))
+            rows = [store.get(c.key) for c in cells]
+        errors = [r for r in rows if r is not None and r.get("status") != "ok"]
+        for row in errors:
+            self.log(f"cell {row['task']}/{row['source']}->{row['target']} {row['configuration']}: {row['error']}")
+        return [r for r in rows if r is not None]
+
+    def _groups(self, todo: list[Cell]) -> dict[TaskGroup, list[str]]:
+        groups: dict[TaskGroup, list[str]] = {}
+        for cell in todo:
+            group = TaskGroup(cell.task, cell.source, self.by_name[cell.configuration], cell.seed)
+            groups.setdefault(group, []).append(cell.target)
+        return groups
+
+    def _build_language_reps(self, todo: list[Cell]) -> None:
+        wanted: dict[tuple[str, str], None] = {}
+        for cell in todo:
+            kind = self.by_name[cell.configuration].language
+            if kind is not None:
+                for language in (cell.source, cell.target):
+                    wanted[(language, kind)] = None
+        if not wanted:
+            return
+        head_dir = self._lm_head() if self.model.host.family == "encoder" else None
+        c = self.config.language_training
+        jobs = []
+        for language, kind in wanted:
+            corpus = self._corpus(language)
+            if corpus is None:
+                self.failed[f"{language}/{kind}"] = (
+                    f"no corpus for language '{language}' (add corpora.{language} to the config)"
+                )
+                continue
+            run = LanguageRun(
+                language=language,
+                kind=kind,  # type: ignore[arg-type]
+                corpus=corpus,
+                output_dir=self._language_dir(language, kind),
+                rep=dict(getattr(c, kind)),
+                objective=c.objective,
+                train=self._train(c.train),
+                validation_segments=c.validation_segments,
+                lm_head=head_dir,
+            )
+            jobs.append(Job(f"{language}/{kind}", run))
+        self.log(f"language representations: {len(jobs)} ({', '.join(j.name for j in jobs)})")
+        self._run(jobs)
+
+    def _lm_head(self) -> Path:
+        c = self.config.lm_head
+        if c.path is not None:
+            return Path(c.path)
+        corpora = [corpus for lang in self.config.corpus_languages() if (corpus := self._corpus(lang)) is not None]
+        run = LMHeadRun(
+            corpora=corpora,
+            output_dir=self.out / "reps" / "lm-head",
+            restrict_vocab=c.restrict_vocab,
+            objective=c.objective,
+            train=self._train(c.train),
+            validation_segments=c.validation_segments,
+        )
+        self.log(f"LM head: the encoder ships none; training one on {len(corpora)} corpora (base frozen)")
+        return train_lm_head(self.model, run, log=self.log)
+
+    def _build_task_reps(self, groups: dict[TaskGroup, list[str]]) -> None:
+        family = self.model.host.family
+        jobs = []
+        for group in groups:
+            conf = group.configuration
+            if not conf.trains_task(family):
+                continue
+            name = conf.task_rep(group.task, group.source, group.seed)
+            language_rep = conf.language_rep(group.source)
+            if language_rep is not None and language_rep in self.failed:
+                self.failed[name] = f"the source's {language_rep} could not be built: {self.failed[language_rep]}"
+                continue
+            task = self.tasks[group.task]
+            c = self.config.task_training
+            options = dict(getattr(c, conf.task, {}))
+            if conf.task == "prompt" and task.init_text and "init_text" not in options:
+                options["init_text"] = task.init_text
+            run = TaskRun(
+                task=group.task,
+                kind=conf.task,  # type: ignore[arg-type]
+                train_file=task.path(group.source, "train"),
+                dev_file=task.path(group.source, "dev"),
+                output_dir=self._task_dir(group),
+                source_language=group.source,
+                language_rep=language_rep,
+                template=task.template,
+                max_length=c.max_length,
+                rep=options,
+                train=dataclasses.replace(self._train(c.train), seed=group.seed),
+                name=name,
+                **_fields(task),
+            )
+            needs = [self._language_dir(group.source, conf.language) / "rep"] if conf.language else []
+            jobs.append(Job(name, run, needs))
+        self.log(f"task representations: {len(jobs)}")
+        self._run(jobs)
+
+    def _train(self, train: Any) -> Any:
+        return dataclasses.replace(train, progress=self.config.progress and train.progress)
+
+    def _run(self, jobs: list[Job]) -> None:
+        outcomes = run_jobs(
+            jobs,
+            model=self.model,
+            model_name=self.config.model,
+            workers=self.config.workers,
+            threads=self.config.threads,
+            log=self.log,
+        )
+        for outcome in outcomes:
+            if outcome.error is not None:
+                self.failed[outcome.name] = outcome.error
+                self.log(f"{outcome.name}: not built: {outcome.error}")
+
+    # evaluation --------------------------------------------------------------------------------------
+    def _evaluate(self, group: TaskGroup, targets: list[str]) -> list[dict[str, Any]]:
+        model, conf, task = self.model, group.configuration, self.tasks[group.task]
+        trains = conf.trains_task(model.host.family)
+        task_rep = conf.task_rep(group.task, group.source, group.seed) if trains else None
+        base = {"task": group.task, "source": group.source, "configuration": conf.name, "seed": group.seed}
+
+        def error(target: str, why: str) -> dict[str, Any]:
+            return {**base, "target": target, "status": "error", "error": why}
+
+        if task_rep is not None and task_rep not in model.reps:
+            why = self.failed.get(task_rep, f"task representation {task_rep} was not built")
+            return [error(t, why) for t in targets]
+        rows: list[tuple[str, Example]] = []
+        errors, counts = [], {}
+        for target in targets:
+            language_rep = conf.language_rep(target)
+            if language_rep is not None and language_rep not in model.reps:
+                errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
+                continue
+            try:
+                examples = task.examples(target, "test")
+            except XLTError as exc:
+                errors.append(error(target, f"no test data: {exc}"))
+                continue
+            counts[target] = len(examples)
+            rows.extend((target, e) for e in examples)
+        if not rows:
+            return errors
+        labels = self._labels(task, group.source, task_rep)
+        fmt = TaskFormat(model, labels, task.template, self.config.task_training.max_length)
+        fmt.parse = task.parse
+        start = time.perf_counter()
+        predictions = self._predict(fmt, conf, task_rep, rows)
+        seconds = time.perf_counter() - start
+        out = list(errors)
+        reps = {"task": self._identity(task_rep)}
+        train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
+        for target, count in counts.items():
+            mine = [(p, e.label) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
+            language_rep = conf.language_rep(target)
+            out.append(
+                {
+                    **base,
+                    "target": target,
+                    "status": "ok",
+                    "metrics": task.score([p for p, _ in mine], [r for _, r in mine]),
+                    "examples": count,
+                    "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
+                    "reps": {**reps, "language": self._identity(language_rep)},
+                    "model": model.fingerprint.name,
+                }
+            )
+        return out
+
+    def _labels(self, task: Task, source: str, task_rep: str | None) -> list[str]:
+        if task_rep is not None:
+            head = self.model.rep(task_rep).head
+            if head is not None and head.config.labels:
+                return list(head.config.labels)
+        return task.labels(source)
+
+    @torch.inference_mode()
+    def _predict(
+        self, fmt: TaskFormat, conf: Configuration, task_rep: str | None, rows: list[tuple[str, Example]]
+    ) -> list[str | None]:
+        """Rows of every target in shared batches, each row under its own target's plan; shortest first, so a
+        batch pads little."""
+        self.model.eval()
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][1].text))
+        predictions: list[str | None] = [None] * len(rows)
+        size = self.config.eval_batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            plans = [conf.plan(rows[i][0], task_rep) for i in chunk]
+            for i, p in zip(chunk, fmt.predict([rows[i][1] for i in chunk], plans=plans), strict=True):
+                predictions[i] = p
+        return predictions
+
+    def _identity(self, name: str | None) -> dict[str, str] | None:
+        if name is None:
+            return None
+        if name not in self._hashes:
+            self._hashes[name] = rep_identity(self.model.rep(name))["weights"]
+        return {"name": name, "sha256": self._hashes[name]}
+
+    @staticmethod
+    def _seconds(run_dir: Path) -> float:
+        import json
+
+        result = run_dir / "result.json"
+        return float(json.loads(result.read_text()).get("seconds", 0.0)) if result.is_file() else 0.0
+
+
+def _fields(task: Task) -> dict[str, Any]:
+    """The task's file fields, for a TaskRun reading the same files."""
+    out = {}
+    for name in ("text_field", "label_field", "pooling"):
+        if hasattr(task, name):
+            out[name] = getattr(task, name)
+    return out
+
+
+def run_matrix(config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the grid; returns its rows (errors included, with ``status: error``)."""
+    return Matrix(config, log, model).run()
+
+
+__all__ = ["Cell", "Matrix", "grid", "run_matrix", "to_dict"]

@@ -1,0 +1,30 @@
+"""Classification metrics, computed here rather than fetched: ``evaluate.load`` downloads code at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xlt.errors import XLTError
+
+
+def classification_metrics(predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
+    """Accuracy and macro-F1. ``None`` (an answer that matches no label) is wrong and earns no precision.
+
+    Macro-F1 averages over the labels seen in the references or predicted (as scikit-learn's default), so a
+    label absent from a small test set and never predicted does not count as a zero.
+    """
+    if len(predictions) != len(references):
+        raise XLTError(f"{len(predictions)} predictions for {len(references)} references")
+    if not references:
+        raise XLTError("no examples to score")
+    correct = sum(p == r for p, r in zip(predictions, references, strict=True))
+    labels = sorted(set(references) | {p for p in predictions if p is not None})
+    f1s = []
+    for label in labels:
+        tp = sum(p == label and r == label for p, r in zip(predictions, references, strict=True))
+        predicted = sum(p == label for p in predictions)
+        actual = sum(r == label for r in references)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return {"accuracy": correct / len(references), "macro_f1": sum(f1s) / len(f1s)}

@@ -1,0 +1,63 @@
+"""Tasks by name: the built-in ones shipped with xlt, and task types a config builds from its options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from xlt.errors import XLTError
+from xlt.tasks.base import Task
+from xlt.tasks.text_classification import TextClassificationTask
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def emoji_task() -> TextClassificationTask:
+    """Emoji-group classification from CLDR short names: English train/dev, parallel tests in 16 languages on
+    emoji never seen in training (``xlt/data/README.md`` says how it was built)."""
+    root = DATA_DIR / "emoji"
+    return TextClassificationTask(
+        "emoji",
+        root / "train.jsonl",
+        root / "dev.jsonl",
+        root / "test" / "{language}.jsonl",
+        template="query: {text}",  # e5's input convention; other models read it as plain text
+        init_text="Classify the emoji named in {language} into its group:",
+    )
+
+
+BUILTIN: dict[str, Callable[[], Task]] = {"emoji": emoji_task}
+TASK_TYPES: dict[str, Callable[..., Task]] = {"classification": TextClassificationTask}
+
+
+def register_task_type(name: str, factory: Callable[..., Task]) -> None:
+    """Make ``type: NAME`` in a matrix config build tasks with ``factory(name=..., **options)``."""
+    if name in TASK_TYPES:
+        raise XLTError(f"task type '{name}' is already registered")
+    TASK_TYPES[name] = factory
+
+
+def build_task(name: str, spec: str | dict[str, Any]) -> Task:
+    """``"builtin"`` (or the built-in's own name) or ``{"type": "classification", "train": ..., ...}``."""
+    if isinstance(spec, str):
+        key = name if spec == "builtin" else spec
+        if key not in BUILTIN:
+            raise XLTError(f"tasks.{name}: no built-in task '{key}' (built-in: {', '.join(sorted(BUILTIN))})")
+        return BUILTIN[key]()
+    if not isinstance(spec, dict):
+        raise XLTError(f"tasks.{name} must be 'builtin' or a mapping with type: and the task's files")
+    options = dict(spec)
+    kind = options.pop("type", "classification")
+    if kind not in TASK_TYPES:
+        raise XLTError(f"tasks.{name}.type: unknown task type '{kind}' (allowed: {', '.join(sorted(TASK_TYPES))})")
+    factory = TASK_TYPES[kind]
+    allowed = sorted(p for p in inspect.signature(factory).parameters if p not in ("self", "name"))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise XLTError(f"tasks.{name}: unknown option(s) {unknown} (allowed: {', '.join(['type', *allowed])})")
+    try:
+        return factory(name=name, **options)
+    except TypeError as exc:
+        raise XLTError(f"tasks.{name}: {exc} (a classification task needs train, dev and test)") from None

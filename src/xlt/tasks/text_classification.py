@@ -1,0 +1,66 @@
+"""The generic text-classification task: (text, label) files per language, labels from the data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from xlt.reps.heads import HeadConfig
+from xlt.tasks.base import Split, Task
+from xlt.tasks.classification import Example, TaskDataError, load_examples
+from xlt.tasks.metrics import classification_metrics
+
+
+class TextClassificationTask(Task):
+    """Text classification with labels from the data, scored by accuracy and macro-F1.
+
+    ``train``, ``dev`` and ``test`` are file paths (.jsonl, .csv, .tsv) in which ``{language}`` stands for the
+    language code, e.g. ``data/test/{language}.jsonl``; a path without it serves every language.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        train: str | Path,
+        dev: str | Path,
+        test: str | Path,
+        *,
+        labels: list[str] | None = None,
+        template: str = "{text}",
+        init_text: str | None = None,
+        text_field: str = "text",
+        label_field: str = "label",
+        pooling: Literal["mean", "cls"] = "mean",
+    ) -> None:
+        if "{text}" not in template:
+            raise TaskDataError(f"task '{name}': template {template!r} has no {{text}} placeholder; add one")
+        self.name, self.template, self.init_text = name, template, init_text
+        self.files = {"train": str(train), "dev": str(dev), "test": str(test)}
+        self.declared = [str(label) for label in labels] if labels is not None else None
+        self.text_field, self.label_field, self.pooling = text_field, label_field, pooling
+        self._labels: dict[str, list[str]] = {}
+
+    def path(self, language: str, split: Split) -> Path:
+        return Path(self.files[split].replace("{language}", language))
+
+    def examples(self, language: str, split: Split) -> list[Example]:
+        return load_examples(self.path(language, split), self.text_field, self.label_field)
+
+    def labels(self, source: str) -> list[str]:
+        if self.declared is not None:
+            return list(self.declared)
+        if source not in self._labels:
+            self._labels[source] = sorted({e.label for e in self.examples(source, "train")})
+        return list(self._labels[source])
+
+    def head(self, source: str) -> HeadConfig:
+        labels = self.labels(source)
+        return HeadConfig("sequence", num_labels=len(labels), labels=labels, pooling=self.pooling)
+
+    def parse(self, text: str, labels: Sequence[str]) -> str | None:
+        folded = {label.strip().casefold(): label for label in labels}
+        return folded.get(text.strip().casefold())
+
+    def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
+        return classification_metrics(predictions, references)
