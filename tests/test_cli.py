@@ -36,10 +36,10 @@ def test_inspect_and_bad_directory(tmp_path, capsys):
 
 @pytest.mark.e5
 def test_demo_routes_exactly_on_e5(e5_dir, monkeypatch, capsys):
-    import xlt.demo
+    import xlt.tour
 
-    monkeypatch.setattr(xlt.demo, "load_e5", lambda: __import__("xlt.e5", fromlist=["load_e5"]).load_e5(e5_dir))
-    rows = xlt.demo.run_demo(languages="en,sk,sw", prompt_tokens=5)
+    monkeypatch.setattr(xlt.tour, "load_e5", lambda: __import__("xlt.e5", fromlist=["load_e5"]).load_e5(e5_dir))
+    rows = xlt.tour.run_tour(languages="en,sk,sw", prompt_tokens=5)
     out = capsys.readouterr().out
     assert [r.language for r in rows] == ["en", "sk", "sw"]
     assert all(r.prompt_diff < 1e-4 and r.adapter_diff < 1e-4 for r in rows)

@@ -27,7 +27,7 @@ import yaml
 
 from xlt.matrix.plots import bar_plot, heatmap
 from xlt.matrix.tables import (
-    PAPER_CONFIGURATIONS,
+    PAPER_NAMES,
     ReportError,
     Table,
     build_tables,
@@ -41,7 +41,7 @@ from xlt.matrix.tables import (
 )
 
 __all__ = [
-    "PAPER_CONFIGURATIONS",
+    "PAPER_NAMES",
     "Report",
     "ReportError",
     "Table",

@@ -21,6 +21,7 @@ from xlt.errors import XLTError
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import Configuration, resolve_configurations
 from xlt.matrix.jobs import Job, load_model, run_jobs
+from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore
 from xlt.model import XLTModel
 from xlt.tasks.base import Task
@@ -106,6 +107,7 @@ class Matrix:
     def run(self) -> list[dict[str, Any]]:
         cells = grid(self.config, self.configurations)
         with ResultStore.open(self.out, self.config.recipe_hash(), self.config.recipe()) as store:
+            write_config(self.out, to_dict(self.config))
             todo = [c for c in cells if not store.done(c.key)]
             self.log(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
             if todo:
@@ -338,9 +340,16 @@ def _fields(task: Task) -> dict[str, Any]:
     return out
 
 
-def run_matrix(config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) the grid; returns its rows (errors included, with ``status: error``)."""
-    return Matrix(config, log, model).run()
+def run_matrix(
+    config: MatrixConfig, log: Log = print, model: XLTModel | None = None, report: bool = True
+) -> list[dict[str, Any]]:
+    """Run (or resume) the grid and render its report; returns its rows (errors included, ``status: error``)."""
+    rows = Matrix(config, log, model).run()
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if report and ok:
+        page = publish(Path(config.output_dir), ok, [r for r in rows if r.get("status") != "ok"]).page
+        log(f"report: {page}")
+    return rows
 
 
 __all__ = ["Cell", "Matrix", "grid", "run_matrix", "to_dict"]

@@ -16,9 +16,9 @@ from typing import Any
 
 from xlt.errors import XLTError
 from xlt.languages import Group, get_language
+from xlt.matrix.configurations import PAPER_NAMES
 
 # The paper's column order; configurations it does not name follow alphabetically.
-PAPER_CONFIGURATIONS: tuple[str, ...] = ("zero-shot", "TA", "TP", "LA+TA", "LA+TP", "SLP+TA", "SLP+TP")
 
 # Metric names where a smaller value wins (everything else: larger wins).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"loss", "perplexity", "ppl", "error", "error_rate", "wer", "cer"})
@@ -121,8 +121,8 @@ def language_group(code: str) -> Group:
 
 def order_configurations(names: Iterable[str]) -> list[str]:
     names = set(names)
-    known = [c for c in PAPER_CONFIGURATIONS if c in names]
-    return known + sorted(names - set(PAPER_CONFIGURATIONS))
+    known = [c for c in PAPER_NAMES if c in names]
+    return known + sorted(names - set(PAPER_NAMES))
 
 
 def order_targets(codes: Iterable[str]) -> list[str]:

@@ -1,0 +1,53 @@
+"""The report of a matrix output directory, rendered from its store (no recomputation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xlt.matrix.report import Report, render_report
+from xlt.matrix.store import read_meta, read_rows
+
+CONFIG_FILE = "config.yaml"
+
+
+def store_rows(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(finished rows, error rows)`` of the store's own recipe (rows of another recipe are never read)."""
+    meta = read_meta(directory)
+    rows = [r for r in read_rows(directory) if r.get("recipe") == meta.recipe]
+    return [r for r in rows if r.get("status") == "ok"], [r for r in rows if r.get("status") != "ok"]
+
+
+def publish(
+    directory: Path,
+    rows: list[dict[str, Any]] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    out: Path | None = None,
+    notes: list[str] | None = None,
+    title: str = "Cross-lingual transfer",
+) -> Report:
+    """Render ``directory``'s report into ``out`` (default ``directory/report``) from the given rows, or from
+    every finished row of its store; the page shows the config that produced them."""
+    directory = Path(directory)
+    if rows is None:
+        rows, errors = store_rows(directory)
+    config_path = directory / CONFIG_FILE
+    config: dict[str, Any] | str = (
+        config_path.read_text(encoding="utf-8") if config_path.is_file() else read_meta(directory).config
+    )
+    notes = list(notes or [])
+    for row in errors or []:
+        notes.append(
+            f"not evaluated: {row['task']} {row['source']}→{row['target']} {row['configuration']} seed {row['seed']}: "
+            f"{row.get('error')}"
+        )
+    return render_report(rows, out or directory / "report", config=config, notes=notes, title=title)
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> None:
+    from xlt.matrix.store import _atomic_write
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    _atomic_write(Path(directory) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
