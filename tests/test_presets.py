@@ -90,3 +90,12 @@ def test_cli_applies_the_preset_as_defaults_and_options_override_it():
     fast = ["--language", "sk", "--kind", "prompt", "--corpus.files", "[a.txt]", "--output_dir", "out"]
     cfg = parser_for("train-language", fast).parse_args(fast)
     assert cfg.train.steps == preset("fast", "language")["train"]["steps"] and cfg.train.defaults == "fast"
+
+
+def test_head_learning_rates():
+    body, head = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    beside = build_optimizer([body, head], "prompt", head_params=[head], head_lr=1e-2)
+    assert [g["lr"] for g in beside.param_groups] == [0.3, 1e-2]
+    probe = build_optimizer([head], "probe", head_params=[head])  # the head is the whole representation
+    assert isinstance(probe, AdamW) and [g["lr"] for g in probe.param_groups] == [1e-2]
+    assert build_optimizer([head], "probe", lr=0.05, head_params=[head]).param_groups[0]["lr"] == 0.05

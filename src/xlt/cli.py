@@ -25,11 +25,11 @@ def demo(languages: str = "default", output_dir: Path = Path("xlt-demo"), thread
     run_demo(languages=languages, output_dir=output_dir, threads=threads)
 
 
-def matrix(config: Path, output_dir: str | None = None, workers: int | None = None, report: bool = True) -> None:
+def matrix(config_file: Path, output_dir: str | None = None, workers: int | None = None, report: bool = True) -> None:
     """Run (or resume) a transfer matrix: train what is missing, evaluate every cell, write the report.
 
     Args:
-        config: the matrix YAML (model, tasks, sources, targets, configurations, seeds, corpora, training).
+        config_file: the matrix YAML (model, tasks, sources, targets, configurations, seeds, corpora, training).
         output_dir: overrides the config's output_dir.
         workers: overrides the config's workers (training jobs side by side).
         report: render the report when done.
@@ -37,7 +37,7 @@ def matrix(config: Path, output_dir: str | None = None, workers: int | None = No
     from xlt.matrix.config import load_config
     from xlt.matrix.runner import run_matrix
 
-    cfg = load_config(config)
+    cfg = load_config(config_file)
     if output_dir is not None:
         cfg.output_dir = output_dir
     if workers is not None:

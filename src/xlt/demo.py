@@ -49,23 +49,31 @@ def demo_config(languages: list[str], output_dir: Path, threads: int | None) -> 
         "targets": languages,
         "corpora": "builtin",
         "lm_head": {
-            "train": {**train, "steps": 120, "batch_size": 16, "eval_every": 40, "checkpoint_every": 40},
-            "objective": {"max_length": 64},
+            "train": {**train, "steps": 100, "batch_size": 16, "lr": 3e-3, "eval_every": 50, "checkpoint_every": 50},
+            "objective": {"max_length": 32},
             "validation_segments": 32,
         },
         "language_training": {
-            "train": {**train, "steps": 40, "batch_size": 16, "eval_every": 20, "checkpoint_every": 20},
-            "objective": {"max_length": 64},
+            "train": {**train, "steps": 30, "batch_size": 16, "eval_every": 15, "checkpoint_every": 15},
+            "objective": {"max_length": 32},
             "prompt": {"num_virtual_tokens": 10},
             "validation_segments": 16,
         },
         "task_training": {
-            "train": {**train, "steps": 120, "batch_size": 32, "eval_every": 40, "checkpoint_every": 40},
+            "train": {
+                **train,
+                "steps": 120,
+                "batch_size": 16,
+                "head_lr": 1e-2,
+                "eval_every": 40,
+                "checkpoint_every": 40,
+            },
             "prompt": {"num_virtual_tokens": 10},
             "max_length": 32,
         },
         "eval_batch_size": 128,
         "threads": threads,
+        "notes": NOTES,
     }
 
 

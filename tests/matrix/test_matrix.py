@@ -193,3 +193,18 @@ def test_config_file_round_trip(tmp_path):
     config = load_config(path)
     assert config.targets == ["en", "sk"] and config.language_training.train.steps == 4
     assert json.loads(json.dumps(config.recipe()))  # serialisable
+
+
+def test_a_language_from_the_config(tmp_path, monkeypatch):
+    import xlt.languages
+
+    monkeypatch.setattr(xlt.languages, "_REGISTRY", dict(xlt.languages._REGISTRY))  # registered for this test only
+    spec = world(tmp_path, languages=["en", "fo"])
+    spec["languages"] = {"fo": {"name": "Faroese", "script": "Latn", "group": "focus"}}
+    spec["configurations"] = ["SLP+TA"]
+    result = _run(spec)
+    assert [r["status"] for r in result] == ["ok", "ok"]
+    assert "focus languages (1)" in (tmp_path / "out" / "report" / "report.md").read_text()
+    spec["languages"] = {"fo": {"name": "Faroish", "group": "focus"}}
+    with pytest.raises(XLTError, match="already registered as Faroese"):
+        load_config(spec)

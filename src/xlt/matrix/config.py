@@ -21,6 +21,7 @@ from xlt.training.corpora import CorpusConfig
 from xlt.training.lm import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import preset
+from xlt.training.run import jsonable
 
 
 class ConfigError(XLTError):
@@ -28,25 +29,27 @@ class ConfigError(XLTError):
 
 
 @dataclass
-class LanguageTraining:
-    """How language representations are trained (once per language and kind, shared by every task)."""
+class RepTraining:
+    """Optimisation settings and each kind's options (e.g. ``prompt: {num_virtual_tokens: 20}``)."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     prompt: dict[str, Any] = field(default_factory=dict)
     bottleneck: dict[str, Any] = field(default_factory=dict)
     lora: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LanguageTraining(RepTraining):
+    """How language representations are trained (once per language and kind, shared by every task)."""
+
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     validation_segments: int = 64
 
 
 @dataclass
-class TaskTraining:
+class TaskTraining(RepTraining):
     """How task representations are trained (once per task, source, configuration and seed)."""
 
-    train: TrainConfig = field(default_factory=TrainConfig)
-    prompt: dict[str, Any] = field(default_factory=dict)
-    bottleneck: dict[str, Any] = field(default_factory=dict)
-    lora: dict[str, Any] = field(default_factory=dict)
     max_length: int = 128
 
 
@@ -83,6 +86,7 @@ class MatrixConfig:
         workers: training jobs run side by side (one per GPU, or CPU threads split between them).
         threads: torch CPU threads per worker (None: torch's choice).
         progress: progress bars.
+        notes: lines the report shows above its tables (what the reader should know about this run).
     """
 
     model: str = "e5"
@@ -103,11 +107,19 @@ class MatrixConfig:
     workers: int = 1
     threads: int | None = None
     progress: bool = True
+    notes: list[str] = field(default_factory=list)
 
     # Keys that select cells or change only how the work is scheduled: they may differ between runs that share
     # one output directory (a wider grid reuses every finished cell); every other key changes results.
     GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds")
-    OPERATIONAL: typing.ClassVar[tuple[str, ...]] = ("output_dir", "eval_batch_size", "workers", "threads", "progress")
+    OPERATIONAL: typing.ClassVar[tuple[str, ...]] = (
+        "output_dir",
+        "eval_batch_size",
+        "workers",
+        "threads",
+        "progress",
+        "notes",
+    )
 
     def __post_init__(self) -> None:
         for name in ("sources", "configurations", "seeds"):
@@ -150,15 +162,8 @@ class MatrixConfig:
 
 
 def to_dict(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): to_dict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_dict(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    """A config as plain JSON-able data (dataclasses, paths and tuples converted)."""
+    return jsonable(value)
 
 
 def _allowed(tp: Any) -> str:

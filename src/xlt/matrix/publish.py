@@ -37,6 +37,8 @@ def publish(
     config: dict[str, Any] | str = (
         config_path.read_text(encoding="utf-8") if config_path.is_file() else read_meta(directory).config
     )
+    if notes is None and isinstance(config, str):
+        notes = list((yaml.safe_load(config) or {}).get("notes") or [])
     notes = list(notes or [])
     for row in errors or []:
         notes.append(

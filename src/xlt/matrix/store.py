@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
+from xlt.training.run import flat
 
 RESULTS = "results.jsonl"
 META = "matrix.json"
@@ -35,15 +36,6 @@ def _atomic_write(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
 
 
 @dataclass
@@ -81,7 +73,7 @@ class ResultStore:
         if meta_path.is_file():
             meta = read_meta(directory)
             if meta.recipe != recipe:
-                old, new = _flat(meta.config), _flat(config)
+                old, new = flat(meta.config), flat(config)
                 differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise XLTError(
                     f"{directory} holds results of a different config (it differs in {', '.join(differ[:6]) or '?'});"

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from xlt.errors import XLTError
 from xlt.model import XLTModel
 from xlt.plan import Plan
@@ -194,7 +196,9 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
             vocab.update(tok(text, add_special_tokens=False)["input_ids"])
         if not vocab:
             raise XLTError("the corpora hold no text to build the LM head's vocabulary from")
-    head = MaskedLMHead(embeddings, sorted(vocab) if vocab is not None else None).to(embeddings.weight.device)
+    with torch.random.fork_rng(devices=[]):  # the head's init comes from the run's seed, not the global RNG
+        torch.manual_seed(run.train.seed)
+        head = MaskedLMHead(embeddings, sorted(vocab) if vocab is not None else None).to(embeddings.weight.device)
     objective = lm_objective(model, Plan(), run.objective, head)
     seed = run.train.seed
 

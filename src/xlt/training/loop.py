@@ -34,7 +34,7 @@ from xlt.training.checkpoint import (
     rng_state,
     save_state,
 )
-from xlt.training.optim import Defaults, OptimizerName, build_optimizer, linear_schedule
+from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
 
 Batch = dict[str, torch.Tensor]
 BatchStream = Callable[[int, int, int], Iterator[Batch]]  # (first micro-batch, rank, world) -> batches
@@ -53,6 +53,8 @@ class TrainConfig:
         defaults: which per-kind optimiser defaults fill unset fields: "fast" (xlt's) or "paper".
         optimizer: "auto" (the kind's default), "adamw" or "adafactor".
         lr: learning rate.
+        head_lr: learning rate of a task head trained beside a representation (None: ``optim.HEAD_LR``,
+            1e-3); a head alone (a probe) takes ``lr``.
         weight_decay: weight decay.
         warmup_steps: linear warm-up steps before the linear decay.
         precision: "fp32" or "bf16" (fp16 is refused: it gives NaN on mT5).
@@ -73,6 +75,7 @@ class TrainConfig:
     defaults: Defaults = "fast"
     optimizer: OptimizerName = "auto"
     lr: float | None = None
+    head_lr: float | None = None
     weight_decay: float | None = None
     warmup_steps: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -184,7 +187,14 @@ def train(
         p.requires_grad_(True)
     head_params = [p for m in trainable.values() if getattr(m, "head", None) is not None for p in m.head.parameters()]
     optimizer = build_optimizer(
-        params, kind, config.optimizer, config.lr, config.weight_decay, head_params, defaults=config.defaults
+        params,
+        kind,
+        config.optimizer,
+        config.lr,
+        config.weight_decay,
+        head_params,
+        head_lr=HEAD_LR if config.head_lr is None else config.head_lr,
+        defaults=config.defaults,
     )
     scheduler = linear_schedule(optimizer, config.steps, config.warmup_steps)
     wrapped = TrainingModule(model, loss_fn, extra)

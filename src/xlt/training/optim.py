@@ -27,17 +27,20 @@ Defaults = Literal["fast", "paper"]
 
 # "paper": soft prompts with Adafactor (lr 0.5, weight decay 1e-5), adapters with AdamW (lr 5e-5, no decay), as
 # Vykopal et al. "fast": xlt's default for small budgets (higher learning rates; prompts at 0.3, since at 0.5
-# their row norms grow fastest).
+# their row norms grow fastest). The probe (a task head alone on the frozen model, the zero-shot baseline of
+# encoders) is a linear model: it takes a larger step.
 KIND_DEFAULTS: dict[str, dict[str, OptimizerDefaults]] = {
     "paper": {
         "prompt": OptimizerDefaults("adafactor", 0.5, 1e-5),
         "bottleneck": OptimizerDefaults("adamw", 5e-5, 0.0),
         "lora": OptimizerDefaults("adamw", 5e-5, 0.0),
+        "probe": OptimizerDefaults("adamw", 1e-2, 0.0),
     },
     "fast": {
         "prompt": OptimizerDefaults("adafactor", 0.3, 1e-5),
         "bottleneck": OptimizerDefaults("adamw", 1e-3, 0.0),
         "lora": OptimizerDefaults("adamw", 1e-3, 0.0),
+        "probe": OptimizerDefaults("adamw", 1e-2, 0.0),
     },
 }
 
@@ -75,7 +78,8 @@ def build_optimizer(
         raise XLTError("nothing to train: the representation has no trainable parameters")
     groups: list[dict[str, object]] = [{"params": body}] if body else []
     if head:
-        groups.append({"params": head, "lr": head_lr})
+        # A head beside a body learns at head_lr; a head alone (a probe) is the representation: it takes lr.
+        groups.append({"params": head, "lr": head_lr if body else lr})
     if optimizer == "adafactor":
         # Fixed learning rate, no relative step or parameter scaling: the setting prompt tuning uses.
         return Adafactor(

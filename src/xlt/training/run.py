@@ -17,13 +17,13 @@ from xlt.errors import XLTError
 RUN_FILE = "run.json"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in asdict(value).items()}
+        return {k: jsonable(v) for k, v in asdict(value).items()}
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -71,12 +71,12 @@ def processes() -> tuple[bool, Callable[[], None]]:
     return state.is_main_process, state.wait_for_everyone
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+def flat(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts as dotted keys (``run.train.lr``), so that a difference names the field that differs."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flat(item, f"{prefix}{key}."))
+            out.update(flat(item, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: value}
 
@@ -89,8 +89,8 @@ def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
 def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], write: bool) -> bool:
     path = output_dir / RUN_FILE
     if path.is_file():
-        recorded = _flat(json.loads(path.read_text()).get("config", {}))
-        wanted = _flat(resolved)
+        recorded = flat(json.loads(path.read_text()).get("config", {}))
+        wanted = flat(resolved)
         differ = sorted(
             k for k in set(recorded) | set(wanted) if not _ignored(k, ignore) and recorded.get(k) != wanted.get(k)
         )
@@ -120,7 +120,7 @@ def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()
     such as ``run.train.seed``, or a field name) and the display options in ``COSMETIC`` may differ between the
     runs. Under several processes the main one claims the directory and the others then check it.
     """
-    resolved = json.loads(json.dumps(_jsonable(config)))
+    resolved = json.loads(json.dumps(jsonable(config)))
     output_dir = Path(output_dir)
     main, wait = processes()
     if not main:
@@ -146,7 +146,7 @@ def write_result(output_dir: Path, result: dict[str, Any]) -> None:
     try:
         if main:
             tmp = Path(output_dir) / ".result.json.tmp"
-            tmp.write_text(json.dumps(_jsonable(result), indent=2))
+            tmp.write_text(json.dumps(jsonable(result), indent=2))
             tmp.replace(Path(output_dir) / "result.json")
     finally:
         wait()

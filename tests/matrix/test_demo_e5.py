@@ -1,0 +1,48 @@
+"""The embedded default end to end on the real e5, the built-in emoji task and corpora (few steps, 2 languages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from xlt import XLTModel
+from xlt.demo import DEFAULT_LANGUAGES, demo_config
+from xlt.e5 import E5_MODEL_ID
+from xlt.errors import XLTError
+from xlt.matrix import load_config, run_matrix
+
+pytestmark = [pytest.mark.e5, pytest.mark.slow]
+
+
+def test_default_languages_follow_the_issue():
+    from xlt.languages import Group, get_language
+
+    assert DEFAULT_LANGUAGES[0] == "en" and len(DEFAULT_LANGUAGES) >= 6
+    assert sum(get_language(c).group is Group.FOCUS for c in DEFAULT_LANGUAGES) >= 3
+
+
+def test_languages_must_include_the_source():
+    from xlt.demo import _languages
+
+    assert _languages("all")[:2] == ["ar", "de"] and len(_languages("all")) == 16
+    with pytest.raises(XLTError, match="must include en"):
+        _languages("sk,sw")
+
+
+def test_demo_matrix_on_e5(e5_dir, tmp_path):
+    from xlt.e5 import load_e5
+
+    spec = demo_config(["en", "sk"], tmp_path / "demo", threads=None)
+    spec["configurations"] = ["zero-shot", "LA+TP", "SLP+TA"]
+    spec["progress"] = False
+    for section, steps in (("lm_head", 4), ("language_training", 2), ("task_training", 20)):
+        spec[section]["train"].update(steps=steps, eval_every=steps // 2, checkpoint_every=steps // 2, warmup_steps=0)
+    model = XLTModel(*load_e5(e5_dir), name=E5_MODEL_ID)  # its own copy: the matrix installs hooks
+    messages: list[str] = []
+    rows = run_matrix(load_config(spec), log=messages.append, model=model)
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert all(r["examples"] == 439 for r in rows)  # the parallel CLDR test set
+    assert any("LM head: the encoder ships none; training one on 16 corpora" in m for m in messages)
+    page = (tmp_path / "demo" / "report" / "report.md").read_text()
+    assert "emoji never seen in training" in page and "| sk |" in page
+    probe = next(r for r in rows if r["configuration"] == "zero-shot" and r["target"] == "en")
+    assert probe["metrics"]["accuracy"] > 0.2  # 20 steps of the probe beat the majority class (16.9%)
