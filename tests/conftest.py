@@ -58,14 +58,10 @@ def _single_threaded_core_tests(request):
     if request.path.parent != CORE_TESTS or request.path.name == "test_e5.py":
         yield
         return
-    import torch
+    from threads import one_torch_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ---- end of core suite fixtures ---------------------------------------------------------------------------

@@ -46,6 +46,8 @@ def matrix(config_file: Path, output_dir: str | None = None, workers: int | None
     rows = run_matrix(cfg, log=log, report=report)
     failed = sum(r.get("status") != "ok" for r in rows)
     print(f"{len(rows) - failed} cells evaluated, {failed} could not be (see above); results in {cfg.output_dir}")
+    if failed:
+        raise SystemExit(1)  # the finished cells are stored; fix what the errors name and run again
 
 
 def report(results: Path, out: Path | None = None) -> None:

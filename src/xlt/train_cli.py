@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from xlt.loading import load_model
 from xlt.training.language import LanguageRun, LMHeadRun
 from xlt.training.presets import preset
 from xlt.training.task import TaskRun
@@ -50,17 +50,6 @@ def parser_for(verb: str, argv: list[str]) -> ArgumentParser:
     if "objective" in {a.name for a in run_cls.__dataclass_fields__.values()}:
         parser.set_defaults({f"objective.{k}": v for k, v in values["objective"].items()})
     return parser
-
-
-def load_model(name: str) -> Any:
-    from xlt.model import XLTModel
-
-    if name == "e5":
-        from xlt.e5 import E5_MODEL_ID, load_e5
-
-        base, tokenizer = load_e5()
-        return XLTModel(base, tokenizer, name=E5_MODEL_ID)
-    return XLTModel.from_pretrained(name)
 
 
 def main(verb: str, argv: list[str]) -> None:

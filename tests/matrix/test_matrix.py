@@ -183,6 +183,9 @@ def test_seeds_give_mean_and_std(tmp_path):
     assert sorted({r["seed"] for r in result}) == [1, 2]
     names = {r["reps"]["task"]["name"] for r in result}
     assert names == {"toy/en/ta/seed1", "toy/en/ta/seed2"}
+    for seed in (1, 2):  # the seed draws the adapter's initial weights too, not only the data order
+        run = json.loads((tmp_path / "out" / "reps" / "task" / f"toy-en-ta-seed{seed}" / "run.json").read_text())
+        assert run["config"]["run"]["rep"]["seed"] == seed and run["config"]["run"]["train"]["seed"] == seed
     assert "±" in (tmp_path / "out" / "report" / "report.md").read_text()
 
 
@@ -208,3 +211,12 @@ def test_a_language_from_the_config(tmp_path, monkeypatch):
     spec["languages"] = {"fo": {"name": "Faroish", "group": "focus"}}
     with pytest.raises(XLTError, match="already registered as Faroese"):
         load_config(spec)
+
+
+def test_declared_labels_are_the_heads_labels(tmp_path):
+    spec = world(tmp_path, languages=["en"])
+    spec["tasks"]["toy"]["labels"] = ["w2", "w1", "w9"]  # w9 never occurs in the data
+    spec["configurations"] = ["TA"]
+    assert _run(spec)[0]["status"] == "ok"
+    saved = json.loads((tmp_path / "out" / "reps" / "task" / "toy-en-ta-seed42" / "rep" / "xlt_rep.json").read_text())
+    assert saved["head"]["labels"] == ["w2", "w1", "w9"]

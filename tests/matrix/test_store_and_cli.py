@@ -70,6 +70,10 @@ def test_an_unrelated_directory_is_refused(tmp_path):
         ({"tasks": {"toy": {"type": "regression"}}}, "tasks.toy.type: unknown task type 'regression'"),
         ({"tasks": {"toy": {"type": "classification", "trian": "x"}}}, "tasks.toy: unknown option(s) ['trian']"),
         ({"workerz": 2}, "workerz: unknown key"),
+        ({"seeds": [1, 1]}, "seeds: 1 listed twice"),
+        ({"corpora": "builtn"}, "corpora: 'builtn' is not allowed"),
+        ({"language_training": {"prompt": {"num_virtual_tokenz": 3}}}, "language_training.prompt: unknown prompt"),
+        ({"tasks": {"sst.2": "builtin"}}, "tasks: name 'sst.2' may hold only"),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(tmp_path, capsys, change, message):
@@ -121,3 +125,16 @@ def test_matrix_verb_in_a_fresh_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, "matrix", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 cells evaluated, 0 could not be" in done.stdout
+
+
+def test_matrix_verb_exits_non_zero_when_a_cell_failed(tmp_path, capsys):
+    spec = world(tmp_path, languages=["en", "sk"])
+    spec["configurations"] = ["zero-shot"]
+    (tmp_path / "data" / "test" / "sk.jsonl").unlink()
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["matrix", str(path)])
+    assert exit_info.value.code == 1
+    assert "1 cells evaluated, 1 could not be" in capsys.readouterr().out
+    assert [r["status"] for r in read_rows(tmp_path / "out")] == ["ok", "error"]

@@ -15,11 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _one_thread():
     """Tiny models gain nothing from intra-op threads; one thread also makes in-process runs bitwise comparable
     with the subprocess runs of the resume and DDP tests, which use one thread each."""
-    import torch
+    from threads import one_torch_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)

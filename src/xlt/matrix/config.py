@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ class MatrixConfig:
     configurations: list[str] = field(default_factory=lambda: list(PAPER_NAMES))
     custom_configurations: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [42])
-    corpora: dict[str, Any] | str = "builtin"
+    corpora: dict[str, Any] | Literal["builtin"] = "builtin"
     languages: dict[str, Any] = field(default_factory=dict)
     preset: Literal["fast", "paper"] = "fast"
     language_training: LanguageTraining = field(default_factory=LanguageTraining)
@@ -131,6 +132,14 @@ class MatrixConfig:
             raise ConfigError("eval_batch_size and workers must be >= 1")
         if not self.tasks:
             raise ConfigError("tasks: no task given (e.g. tasks: {emoji: builtin})")
+        for name in ("sources", "configurations", "seeds", "targets"):
+            values = getattr(self, name)
+            if isinstance(values, list) and len(set(values)) != len(values):
+                twice = sorted({str(v) for v in values if values.count(v) > 1})
+                raise ConfigError(f"{name}: {', '.join(twice)} listed twice; list each once")
+        for task in self.tasks:
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", task):
+                raise ConfigError(f"tasks: name {task!r} may hold only letters, digits, '_' and '-' (it names reps)")
 
     def corpus_languages(self) -> list[str]:
         if self.corpora == "builtin":
@@ -150,7 +159,13 @@ class MatrixConfig:
         for section in ("language_training", "task_training", "lm_head"):
             for cosmetic in ("progress", "tensorboard", "wandb", "log_every"):
                 data[section]["train"].pop(cosmetic, None)
-        if self.corpora == "builtin" or "builtin" in json.dumps(self.tasks):
+        data["task_training"]["train"].pop("seed")  # each task run takes its seed from the grid's seeds
+        from xlt.tasks.registry import BUILTIN
+
+        builtin_task = any(
+            isinstance(spec, str) and (spec == "builtin" or spec in BUILTIN) for spec in self.tasks.values()
+        )
+        if self.corpora == "builtin" or builtin_task:
             from xlt.tasks.registry import DATA_DIR
 
             manifest = DATA_DIR / "manifest.json"
@@ -231,6 +246,8 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
     values = {k: _check(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     try:
         return cls(**values)
+    except ConfigError:
+        raise
     except XLTError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -274,8 +291,8 @@ def load_config(source: str | Path | dict[str, Any]) -> MatrixConfig:
         raise ConfigError("the config must be a mapping of keys (model:, tasks:, targets:, ...)")
     data = _merge(_preset_defaults(str(data.get("preset", "fast"))), data)
     config: MatrixConfig = from_mapping(MatrixConfig, data)
-    for code, spec in config.languages.items():
-        _register(code, spec)
+    register_languages(config.languages)
+    _check_rep_options(config)
     if isinstance(config.corpora, dict):
         config.corpora = {k: _corpus(k, v) for k, v in config.corpora.items()}
     for key, codes in (("sources", config.sources), ("targets", config.target_languages())):
@@ -285,6 +302,28 @@ def load_config(source: str | Path | dict[str, Any]) -> MatrixConfig:
             except XLTError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
     return config
+
+
+def register_languages(specs: dict[str, Any]) -> None:
+    """Add a config's ``languages:`` to the registry (the same definition again is a no-op)."""
+    for code, spec in specs.items():
+        _register(code, spec)
+
+
+def _check_rep_options(config: MatrixConfig) -> None:
+    """Each kind's options are checked now, not after the LM head has been trained."""
+    from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig
+
+    kinds = {"prompt": PromptConfig, "bottleneck": BottleneckConfig, "lora": LoRAConfig}
+    for section in ("language_training", "task_training"):
+        for kind, cls in kinds.items():
+            options = getattr(getattr(config, section), kind)
+            try:
+                cls.from_dict(dict(options))
+            except XLTError as exc:
+                raise ConfigError(f"{section}.{kind}: {exc}") from None
+            except TypeError as exc:
+                raise ConfigError(f"{section}.{kind}: a value has the wrong type ({exc})") from None
 
 
 def _register(code: str, spec: Any) -> None:

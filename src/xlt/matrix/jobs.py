@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
+from xlt.loading import load_model
 from xlt.model import XLTModel
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.task import TaskRun, train_task
@@ -38,24 +40,6 @@ class Outcome:
     seconds: float
 
 
-def load_model(name: str, threads: int | None = None, device: str | None = None) -> XLTModel:
-    """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    if name == "e5":
-        from xlt.e5 import E5_MODEL_ID, load_e5
-
-        base, tokenizer = load_e5()
-        model = XLTModel(base, tokenizer, name=E5_MODEL_ID)
-    else:
-        model = XLTModel.from_pretrained(name)
-    if device is None and torch.cuda.is_available():
-        device = "cuda"
-    return model.to(device) if device else model
-
-
 def run_job(model: XLTModel, job: Job, log: Callable[[str], None]) -> Outcome:
     """Train (or resume, or reuse) one job on ``model``; a bad-input error becomes the job's outcome."""
     start = time.perf_counter()
@@ -70,6 +54,10 @@ def run_job(model: XLTModel, job: Job, log: Callable[[str], None]) -> Outcome:
             rep_dir = train_task(model, job.run, log=log)
     except XLTError as exc:
         return Outcome(job.name, None, str(exc), time.perf_counter() - start)
+    except Exception as exc:
+        # reported on its cells and the rest of the grid proceeds; the traceback goes to the log
+        log(traceback.format_exc())
+        return Outcome(job.name, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     return Outcome(job.name, rep_dir, None, time.perf_counter() - start)
 
 
@@ -82,8 +70,15 @@ def _rep_name(directory: Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(model: str, threads: int | None, devices: Any) -> None:
+def _init_worker(model: str, threads: int | None, devices: Any, languages: dict[str, Any]) -> None:
+    from xlt.matrix.config import register_languages
+
+    register_languages(languages)  # a spawned worker starts from the built-in registry only
     device = devices.get() if devices is not None else None
+    if device is not None:
+        import torch
+
+        torch.cuda.set_device(device)  # Accelerate places a one-process run on the current device
     _WORKER["model"] = load_model(model, threads, device)
 
 
@@ -100,6 +95,7 @@ def run_jobs(
     workers: int,
     threads: int | None,
     log: Callable[[str], None],
+    languages: dict[str, Any] | None = None,
 ) -> list[Outcome]:
     """Run independent jobs: here on ``model`` when ``workers`` is 1, else in a pool of worker processes.
 
@@ -118,14 +114,17 @@ def run_jobs(
     context = multiprocessing.get_context("spawn")  # CUDA and forked torch threads do not mix
     devices = None
     if torch.cuda.is_available():
+        count = min(count, torch.cuda.device_count())  # one worker per GPU
+        if count == 1:
+            return run_jobs(jobs, model=model, model_name=model_name, workers=1, threads=threads, log=log)
         devices = context.Manager().Queue()
         for i in range(count):
-            devices.put(f"cuda:{i % torch.cuda.device_count()}")
+            devices.put(f"cuda:{i}")
     per_worker = threads or max(1, (os.cpu_count() or 1) // count)
     log(f"running {len(jobs)} jobs on {count} workers ({'GPUs' if devices else f'{per_worker} CPU threads each'})")
     outcomes: list[Outcome] = []
-    with ProcessPoolExecutor(count, mp_context=context, initargs=(model_name, per_worker, devices),
-                             initializer=_init_worker) as pool:  # fmt: skip
+    init = (model_name, per_worker, devices, languages or {})
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=init) as pool:
         futures = {pool.submit(_work, job): job for job in jobs}
         for number, future in enumerate(as_completed(futures), 1):
             outcome = future.result()

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from xlt.matrix.config import register_languages
 from xlt.matrix.report import Report, render_report
 from xlt.matrix.store import read_meta, read_rows
 
@@ -37,8 +38,11 @@ def publish(
     config: dict[str, Any] | str = (
         config_path.read_text(encoding="utf-8") if config_path.is_file() else read_meta(directory).config
     )
-    if notes is None and isinstance(config, str):
-        notes = list((yaml.safe_load(config) or {}).get("notes") or [])
+    if isinstance(config, str):
+        recorded = yaml.safe_load(config) or {}
+        register_languages(recorded.get("languages") or {})  # groups of the config's own languages
+        if notes is None:
+            notes = list(recorded.get("notes") or [])
     notes = list(notes or [])
     for row in errors or []:
         notes.append(

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from xlt.errors import XLTError
+from xlt.loading import load_model
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import Configuration, resolve_configurations
-from xlt.matrix.jobs import Job, load_model, run_jobs
+from xlt.matrix.jobs import Job, run_jobs
 from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore
 from xlt.model import XLTModel
@@ -29,6 +30,7 @@ from xlt.tasks.classification import Example
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
+from xlt.training.task import CONFIGS as TASK_CONFIGS
 from xlt.training.task import TaskFormat, TaskRun, rep_identity
 
 Log = Callable[[str], None]
@@ -120,6 +122,7 @@ class Matrix:
                         f"seed {group.seed} on {len(targets)} target(s)"
                     )
                     store.put(self._evaluate(group, targets))
+                    self._unload(group)
             rows = [store.get(c.key) for c in cells]
         errors = [r for r in rows if r is not None and r.get("status") != "ok"]
         for row in errors:
@@ -142,7 +145,15 @@ class Matrix:
                     wanted[(language, kind)] = None
         if not wanted:
             return
-        head_dir = self._lm_head() if self.model.host.family == "encoder" else None
+        head_dir = None
+        if self.model.host.family == "encoder":
+            try:
+                head_dir = self._lm_head()
+            except Exception as exc:  # every language rep needs the head: reported on all their cells
+                why = f"the LM head could not be trained: {type(exc).__name__}: {exc}"
+                self.log(why)
+                self.failed.update({f"{language}/{kind}": why for language, kind in wanted})
+                return
         c = self.config.language_training
         jobs = []
         for language, kind in wanted:
@@ -200,6 +211,8 @@ class Matrix:
             options = dict(getattr(c, conf.task, {}))
             if conf.task == "prompt" and task.init_text and "init_text" not in options:
                 options["init_text"] = task.init_text
+            if "seed" in {f.name for f in dataclasses.fields(TASK_CONFIGS[conf.task])}:
+                options.setdefault("seed", group.seed)  # the grid's seed also draws the rep's initial weights
             run = TaskRun(
                 task=group.task,
                 kind=conf.task,  # type: ignore[arg-type]
@@ -231,6 +244,7 @@ class Matrix:
             workers=self.config.workers,
             threads=self.config.threads,
             log=self.log,
+            languages=self.config.languages,
         )
         for outcome in outcomes:
             if outcome.error is not None:
@@ -266,7 +280,10 @@ class Matrix:
             rows.extend((target, e) for e in examples)
         if not rows:
             return errors
-        labels = self._labels(task, group.source, task_rep)
+        try:
+            labels = self._labels(task, group.source, task_rep)
+        except XLTError as exc:
+            return errors + [error(t, f"no labels: {exc}") for t in counts]
         fmt = TaskFormat(model, labels, task.template, self.config.task_training.max_length)
         fmt.parse = task.parse
         start = time.perf_counter()
@@ -291,6 +308,13 @@ class Matrix:
                 }
             )
         return out
+
+    def _unload(self, group: TaskGroup) -> None:
+        """A task representation is done once its targets are evaluated: the bank need not hold them all."""
+        name = group.configuration.task_rep(group.task, group.source, group.seed)
+        if name in self.model.reps:
+            self.model.remove(name)
+            self._hashes.pop(name, None)
 
     def _labels(self, task: Task, source: str, task_rep: str | None) -> list[str]:
         if task_rep is not None:
@@ -337,6 +361,8 @@ def _fields(task: Task) -> dict[str, Any]:
     for name in ("text_field", "label_field", "pooling"):
         if hasattr(task, name):
             out[name] = getattr(task, name)
+    if getattr(task, "declared", None) is not None:
+        out["labels"] = list(task.declared)  # type: ignore[attr-defined]
     return out
 
 

@@ -70,16 +70,11 @@ class ResultStore:
     def open(cls, directory: Path, recipe: str, config: dict[str, Any]) -> ResultStore:
         directory = Path(directory)
         meta_path = directory / META
-        if meta_path.is_file():
-            meta = read_meta(directory)
-            if meta.recipe != recipe:
-                old, new = flat(meta.config), flat(config)
-                differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise XLTError(
-                    f"{directory} holds results of a different config (it differs in {', '.join(differ[:6]) or '?'});"
-                    " use another output directory, or delete that one to start over"
-                )
-        elif directory.exists() and any(p.name != LOCK for p in directory.iterdir()):
+        # Temporary files of a killed write and the lock are not results; anything else is someone's files.
+        foreign = (
+            [p for p in directory.iterdir() if p.name != LOCK and ".tmp-" not in p.name] if directory.exists() else []
+        )
+        if not meta_path.is_file() and foreign:
             raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
         directory.mkdir(parents=True, exist_ok=True)
         lock = (directory / LOCK).open("w")
@@ -90,9 +85,23 @@ class ResultStore:
             raise XLTError(
                 f"another `xlt matrix` is running in {directory}; wait for it or use another directory"
             ) from None
-        if not meta_path.is_file():
-            _atomic_write(meta_path, json.dumps({"recipe": recipe, "config": config}, indent=2, ensure_ascii=False))
-        return cls(directory, recipe, read_rows(directory), lock)
+        try:
+            if meta_path.is_file():
+                meta = read_meta(directory)
+                if meta.recipe != recipe:
+                    old, new = flat(meta.config), flat(config)
+                    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                    raise XLTError(
+                        f"{directory} holds results of a different config (it differs in "
+                        f"{', '.join(differ[:6]) or '?'}); use another output directory, or delete that one to start "
+                        "over"
+                    )
+            else:
+                _atomic_write(meta_path, json.dumps({"recipe": recipe, "config": config}, indent=2, ensure_ascii=False))
+            return cls(directory, recipe, read_rows(directory), lock)
+        except BaseException:
+            lock.close()
+            raise
 
     def close(self) -> None:
         self._lock.close()

@@ -1,0 +1,23 @@
+"""A base model by the name a user gives it: the embedded e5, a Hugging Face id or a local directory."""
+
+from __future__ import annotations
+
+from xlt.model import XLTModel
+
+
+def load_model(name: str, threads: int | None = None, device: str | None = None) -> XLTModel:
+    """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if name == "e5":
+        from xlt.e5 import E5_MODEL_ID, load_e5
+
+        base, tokenizer = load_e5()
+        model = XLTModel(base, tokenizer, name=E5_MODEL_ID)
+    else:
+        model = XLTModel.from_pretrained(name)
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
+    return model.to(device) if device else model
