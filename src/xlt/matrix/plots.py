@@ -6,7 +6,6 @@ and plotting works headless and in threads.
 
 from __future__ import annotations
 
-import os
 import statistics
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from xlt.formats.atomic import atomic_write
 from xlt.matrix.tables import MISSING, Table
 
 DPI = 120
@@ -25,14 +25,8 @@ def _save(figure: Figure, path: Path) -> Path:
     """Write the PNG beside ``path`` under a temporary name, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # the temporary name has no .png suffix, so the format must be named
-        figure.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    # the temporary name has no .png suffix, so the format must be named
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
 
 
 def _title(table: Table) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from xlt.formats.atomic import atomic_write_text
 from xlt.matrix.config import register_languages
 from xlt.matrix.report import Report, render_report
 from xlt.matrix.store import read_meta, read_rows
@@ -53,7 +54,5 @@ def publish(
 
 
 def write_config(directory: Path, config: dict[str, Any]) -> None:
-    from xlt.matrix.store import _atomic_write
-
     Path(directory).mkdir(parents=True, exist_ok=True)
-    _atomic_write(Path(directory) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    atomic_write_text(Path(directory) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from xlt.formats.atomic import atomic_write_text
 from xlt.matrix.plots import bar_plot, heatmap
 from xlt.matrix.tables import (
     PAPER_NAMES,
@@ -66,16 +66,6 @@ class Report:
     page: Path
     files: list[Path]
     tables: list[Table]
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _safe(part: str) -> str:
@@ -209,13 +199,13 @@ def render_report(
     current = None
     for table, stem in zip(tables, _stems(tables), strict=True):
         files.append(
-            _write_text(
+            atomic_write_text(
                 directory / f"{stem}.md",
                 f"# {table.task} · source {table.source} · {table.metric}\n\n{to_markdown(table)}",
             )
         )
-        files.append(_write_text(directory / f"{stem}.csv", to_csv(table)))
-        files.append(_write_text(directory / f"{stem}.tex", to_latex(table)))
+        files.append(atomic_write_text(directory / f"{stem}.csv", to_csv(table)))
+        files.append(atomic_write_text(directory / f"{stem}.tex", to_latex(table)))
         files.append(heatmap(table, directory / f"{stem}-heatmap.png"))
         files.append(bar_plot(table, directory / f"{stem}-bars.png"))
         if (table.task, table.source) != current:
@@ -228,7 +218,7 @@ def render_report(
             f"![{what}: averages per configuration]({stem}-bars.png)\n\n"
             f"Files: [Markdown]({stem}.md) · [CSV]({stem}.csv) · [LaTeX]({stem}.tex)\n"
         )
-    files.append(_write_text(directory / RESULTS, results_csv(rows)))
+    files.append(atomic_write_text(directory / RESULTS, results_csv(rows)))
 
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     page = [f"# {title}\n", f"Generated {generated} from {_summary(rows)}\n"]
@@ -241,6 +231,6 @@ def render_report(
     else:
         fence = _fence(config_text)
         page.append(f"## Configuration\n\n{fence}yaml\n{config_text}{fence}\n")
-    page_path = _write_text(directory / PAGE, "\n".join(page))
+    page_path = atomic_write_text(directory / PAGE, "\n".join(page))
     files.append(page_path)
     return Report(directory=directory, page=page_path, files=files, tables=tables)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
+from xlt.formats.atomic import atomic_write_text
 from xlt.training.run import flat
 
 RESULTS = "results.jsonl"
@@ -27,15 +27,6 @@ Key = tuple[str, str, str, str, int]  # task, source, target, configuration, see
 
 def key_of(row: dict[str, Any]) -> Key:
     return (row["task"], row["source"], row["target"], row["configuration"], int(row["seed"]))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 @dataclass
@@ -97,7 +88,9 @@ class ResultStore:
                         "over"
                     )
             else:
-                _atomic_write(meta_path, json.dumps({"recipe": recipe, "config": config}, indent=2, ensure_ascii=False))
+                atomic_write_text(
+                    meta_path, json.dumps({"recipe": recipe, "config": config}, indent=2, ensure_ascii=False)
+                )
             return cls(directory, recipe, read_rows(directory), lock)
         except BaseException:
             lock.close()
@@ -127,4 +120,4 @@ class ResultStore:
         for row in rows:
             self._rows[key_of(row)] = {**row, "recipe": self.recipe}
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in self.rows())
-        _atomic_write(self.directory / RESULTS, text)
+        atomic_write_text(self.directory / RESULTS, text)

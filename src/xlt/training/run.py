@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
+from xlt.formats.atomic import atomic_write_text
 
 RUN_FILE = "run.json"
 
@@ -107,9 +108,8 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
     elif not write:
         raise XLTError(f"{output_dir} was not claimed by the main process; see its error")
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps({"config": resolved, "versions": versions(), "git_revision": git_revision()}, indent=2))
-    tmp.replace(path)
+    record = {"config": resolved, "versions": versions(), "git_revision": git_revision()}
+    atomic_write_text(path, json.dumps(record, indent=2))
     return False
 
 
@@ -145,8 +145,6 @@ def write_result(output_dir: Path, result: dict[str, Any]) -> None:
     main, wait = processes()
     try:
         if main:
-            tmp = Path(output_dir) / ".result.json.tmp"
-            tmp.write_text(json.dumps(jsonable(result), indent=2))
-            tmp.replace(Path(output_dir) / "result.json")
+            atomic_write_text(Path(output_dir) / "result.json", json.dumps(jsonable(result), indent=2))
     finally:
         wait()
