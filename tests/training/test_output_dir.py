@@ -197,3 +197,33 @@ def test_a_task_run_is_reused_with_the_same_language_rep_and_refused_with_anothe
     assert lines == [f"t/prompt: already trained in {out}, reusing it"]
     with pytest.raises(XLTError, match=r"differs in language_rep\.config\.seed, language_rep\.weights"):
         train_task(with_language(2), task_run(tmp_path, out), log=th.silent)
+
+
+def _dead_pid() -> int:
+    """A process id that no process holds now: one of a child that has exited and been reaped."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_of_a_killed_claim_do_not_block_the_rerun(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = _dead_pid()
+    (out / f".run.json.tmp-{dead}").write_text("{")  # killed between creating and renaming run.json
+    (out / f".checkpoint.tmp-{dead}-abc").mkdir()  # killed inside an atomic directory save
+    assert claim_output_dir(out, {"a": 1}) is False
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
+def test_temporaries_of_a_running_writer_are_kept_and_refused(tmp_path):
+    import os
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / f".run.json.tmp-{os.getppid()}").write_text("{")
+    with pytest.raises(XLTError, match="not empty and holds no xlt run"):
+        claim_output_dir(out, {"a": 1})

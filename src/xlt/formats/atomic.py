@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -10,6 +11,42 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from xlt.errors import FormatError
+
+# Temporaries of the writes below carry their writer's process id: ``.NAME.tmp-PID`` or ``.NAME.tmp-PID-XXXX``.
+_TEMPORARY = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-[^/]*)?$")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_leftovers(directory: Path) -> list[Path]:
+    """Delete what writers that no longer run (killed mid-write) left in ``directory``; return what remains.
+
+    A temporary of a process that still runs is kept: it may be a write in progress.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    remaining = []
+    for entry in directory.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and not _running(int(match.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        else:
+            remaining.append(entry)
+    return remaining
 
 
 def check_replaceable(target: Path, marker: str) -> None:
@@ -34,11 +71,13 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     target = Path(target)
     check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    clear_leftovers(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

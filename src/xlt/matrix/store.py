@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text
+from xlt.formats.atomic import atomic_write_text, clear_leftovers
 from xlt.training.run import flat
 
 RESULTS = "results.jsonl"
@@ -62,9 +62,7 @@ class ResultStore:
         directory = Path(directory)
         meta_path = directory / META
         # Temporary files of a killed write and the lock are not results; anything else is someone's files.
-        foreign = (
-            [p for p in directory.iterdir() if p.name != LOCK and ".tmp-" not in p.name] if directory.exists() else []
-        )
+        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK]
         if not meta_path.is_file() and foreign:
             raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
         directory.mkdir(parents=True, exist_ok=True)

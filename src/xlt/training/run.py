@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text
+from xlt.formats.atomic import atomic_write_text, clear_leftovers
 
 RUN_FILE = "run.json"
 
@@ -89,6 +89,8 @@ def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
 
 def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], write: bool) -> bool:
     path = output_dir / RUN_FILE
+    # A run killed while claiming or saving leaves temporaries: they are no run, and no reason to refuse one.
+    remaining = clear_leftovers(output_dir) if write else list(output_dir.iterdir()) if output_dir.is_dir() else []
     if path.is_file():
         recorded = flat(json.loads(path.read_text()).get("config", {}))
         wanted = flat(resolved)
@@ -98,12 +100,12 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
         if not differ:
             return (output_dir / "result.json").is_file()
         # A run that was claimed but never started (nothing but run.json) holds no work: a new run may take it.
-        if not (write and {p.name for p in output_dir.iterdir()} == {RUN_FILE}):
+        if not (write and {p.name for p in remaining} == {RUN_FILE}):
             raise XLTError(
                 f"{output_dir} holds a different run (its config differs in {', '.join(differ)}); "
                 "choose another output_dir or delete that one"
             )
-    elif output_dir.exists() and any(output_dir.iterdir()):
+    elif remaining:
         raise XLTError(f"{output_dir} is not empty and holds no xlt run; choose another output_dir")
     elif not write:
         raise XLTError(f"{output_dir} was not claimed by the main process; see its error")
