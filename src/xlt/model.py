@@ -131,7 +131,7 @@ class XLTModel(nn.Module):
         ctx = BuildContext(self.base, self.host, self.tokenizer, language_name, task)
         self._check_kind(config, name)
         body = kind.build(config, ctx)
-        head_module = Head(head, ctx.hidden_size).to(self._device) if head is not None else None
+        head_module = Head(head, ctx.hidden_size).to(self.device) if head is not None else None
         rep = Representation(info, config, body, head_module)
         return self.attach(rep)
 
@@ -162,7 +162,7 @@ class XLTModel(nn.Module):
             targets = {t.key: t.module for t in self.host.lora_targets(self.base, rep.config.target_modules)}  # type: ignore[attr-defined]
             self.runtime.install_linears({key: targets[key] for key in rep.body.deltas})  # type: ignore[attr-defined]
         rep.train(self.training)
-        self.reps[rep.name] = rep.to(self._device)
+        self.reps[rep.name] = rep.to(self.device)
         return rep
 
     def save_rep(self, name: str, directory: str | Path) -> Path:
@@ -210,7 +210,8 @@ class XLTModel(nn.Module):
         return {"xlt_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
     @property
-    def _device(self) -> torch.device:
+    def device(self) -> torch.device:
+        """Where the base model's weights are (inputs must be there too, as with any Hugging Face model)."""
         return next(self.base.parameters()).device
 
     # training state ----------------------------------------------------------------------------------
@@ -238,7 +239,7 @@ class XLTModel(nn.Module):
             raise PlanError("pass either plan= (one plan for the batch) or plans= (one per row), not both")
         if plans is None:
             resolved = self.resolve(plan)
-            return Route([resolved] * batch_size, self._device)
+            return Route([resolved] * batch_size, self.device)
         if len(plans) != batch_size:
             raise PlanError(f"plans= has {len(plans)} entries for a batch of {batch_size} rows; give one per row")
         cache: dict[Plan, ResolvedPlan] = {}
@@ -248,7 +249,7 @@ class XLTModel(nn.Module):
             if p not in cache:
                 cache[p] = self.resolve(p)
             resolved_rows.append(cache[p])
-        route = Route(resolved_rows, self._device)
+        route = Route(resolved_rows, self.device)
         if route.heads and route.headless_rows:
             raise PlanError("some rows' plans have a head and some do not; route them in separate batches")
         signatures = {rep.head.config.signature for rep, _ in route.heads}  # type: ignore[union-attr]

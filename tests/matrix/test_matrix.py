@@ -99,7 +99,7 @@ def test_routed_evaluation_equals_one_target_at_a_time(finished):
     assert routed == alone
     # and the logits themselves agree, not only the argmax
     ids = [Example(e.text, e.label) for _, e in mixed]
-    batch = fmt.collate(ids)
+    batch = {k: v.to(model.device) for k, v in fmt.collate(ids).items()}
     plans = [conf.plan(t, rep) for t, _ in mixed]
     with torch.no_grad():
         together = model(batch["input_ids"], batch["attention_mask"], plans=plans).logits

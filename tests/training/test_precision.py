@@ -1,4 +1,5 @@
-"""Precision: bf16 autocast runs on CPU (also after an fp32 run in the same process); fp16 is refused."""
+"""Precision: bf16 autocast runs on the training device, CPU or GPU (also after an fp32 run in the same process);
+fp16 is refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.lm import ObjectiveConfig
 from xlt.training.loop import TrainConfig
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where Accelerate trains
 
 
 @pytest.mark.parametrize("precision", ["fp16", "float16", "fp64", "bf32"])
@@ -34,7 +37,7 @@ def run_with(tmp_path, name, arch, kind, precision, monkeypatch):
         loss_fn = kwargs["loss_fn"]
 
         def loss(module, batch):
-            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            seen.append(torch.get_autocast_dtype(DEVICE) if torch.is_autocast_enabled(DEVICE) else None)
             return loss_fn(module, batch)
 
         return real(**{**kwargs, "loss_fn": loss})
@@ -55,7 +58,7 @@ def run_with(tmp_path, name, arch, kind, precision, monkeypatch):
 
 
 @pytest.mark.parametrize(("arch", "kind"), [("t5", "prompt"), ("gpt2", "lora")])
-def test_bf16_runs_on_cpu_after_an_fp32_run(tmp_path, monkeypatch, arch, kind):
+def test_bf16_runs_after_an_fp32_run(tmp_path, monkeypatch, arch, kind):
     dtypes, fp32, fp32_rep = run_with(tmp_path, "fp32", arch, kind, "fp32", monkeypatch)
     assert dtypes == {None}
     # a second Accelerator in the same process, with another precision
