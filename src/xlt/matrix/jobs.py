@@ -116,6 +116,7 @@ def run_jobs(
     if torch.cuda.is_available():
         count = min(count, torch.cuda.device_count())  # one worker per GPU
         if count == 1:
+            log(f"workers: {workers} asked, but one GPU holds one worker: running the {len(jobs)} jobs here")
             return run_jobs(jobs, model=model, model_name=model_name, workers=1, threads=threads, log=log)
         devices = context.Manager().Queue()
         for i in range(count):
