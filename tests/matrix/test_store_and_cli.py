@@ -10,6 +10,7 @@ import pytest
 import yaml
 from matrix_helpers import world
 
+from processes import dead_pid
 from xlt import XLTError
 from xlt.cli import main
 from xlt.matrix import load_config, run_matrix
@@ -35,6 +36,17 @@ def test_a_leftover_temporary_file_does_not_disturb_the_store(tmp_path):
     (tmp_path / "s" / f".{RESULTS}.tmp-1").write_text('{"task": "t", "sou')  # a write killed half-way
     with ResultStore.open(tmp_path / "s", "r1", {}) as store:
         assert len(store.rows()) == 1
+
+
+def test_a_store_killed_before_its_first_write_is_taken_over(tmp_path):
+    directory = tmp_path / "s"
+    directory.mkdir()
+    dead = dead_pid()
+    (directory / f".matrix.json.tmp-{dead}").write_text("{")
+    (directory / f".{RESULTS}.tmp-{dead}").write_text("")
+    with ResultStore.open(directory, "r1", {}) as store:
+        assert store.rows() == []
+    assert not [p for p in directory.iterdir() if ".tmp-" in p.name]  # the dead writer's temporaries are gone
 
 
 def test_another_recipe_is_refused_naming_the_keys(tmp_path):

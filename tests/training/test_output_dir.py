@@ -12,6 +12,7 @@ import training_helpers as th
 
 import xlt.training.language as language_module
 import xlt.training.task as task_module
+from processes import dead_pid
 from xlt import PromptConfig
 from xlt.errors import XLTError
 from xlt.training.corpora import CorpusConfig, CorpusError
@@ -199,20 +200,10 @@ def test_a_task_run_is_reused_with_the_same_language_rep_and_refused_with_anothe
         train_task(with_language(2), task_run(tmp_path, out), log=th.silent)
 
 
-def _dead_pid() -> int:
-    """A process id that no process holds now: one of a child that has exited and been reaped."""
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_temporaries_of_a_killed_claim_do_not_block_the_rerun(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    dead = _dead_pid()
+    dead = dead_pid()
     (out / f".run.json.tmp-{dead}").write_text("{")  # killed between creating and renaming run.json
     (out / f".checkpoint.tmp-{dead}-abc").mkdir()  # killed inside an atomic directory save
     assert claim_output_dir(out, {"a": 1}) is False

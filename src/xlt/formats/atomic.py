@@ -16,6 +16,11 @@ from xlt.errors import FormatError
 _TEMPORARY = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-[^/]*)?$")
 
 
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary of the writes below (of a running writer or not)."""
+    return _TEMPORARY.match(Path(path).name) is not None
+
+
 def _running(pid: int) -> bool:
     if pid == os.getpid():
         return True

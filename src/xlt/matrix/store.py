@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, is_temporary
 from xlt.training.run import flat
 
 RESULTS = "results.jsonl"
@@ -61,8 +61,9 @@ class ResultStore:
     def open(cls, directory: Path, recipe: str, config: dict[str, Any]) -> ResultStore:
         directory = Path(directory)
         meta_path = directory / META
-        # Temporary files of a killed write and the lock are not results; anything else is someone's files.
-        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK]
+        # Temporaries of a write (a killed writer's are deleted) and the lock are not results; anything else is
+        # someone's files.
+        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK and not is_temporary(p)]
         if not meta_path.is_file() and foreign:
             raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
         directory.mkdir(parents=True, exist_ok=True)
