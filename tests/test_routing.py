@@ -21,7 +21,8 @@ from core_helpers import (
     supports_invertible,
 )
 from tiny_models import ARCHS, FAMILY, batch
-from xlt import BottleneckConfig, Plan
+from xlt import BottleneckConfig, LoRAConfig, Plan, XLTModel
+from xlt.reps.lora import gather_signature
 from xlt.routing import Route
 
 KIND_PLANS = {  # kind -> (plan of rep A, plan of rep B) of that kind
@@ -299,3 +300,95 @@ def test_stack_depth_follows_plan_order():
 def test_route_needs_rows():
     with pytest.raises(Exception, match="one plan per row"):
         Route([], torch.device("cpu"))
+
+
+def gathering_bank(arch: str) -> XLTModel:
+    """Language LoRAs on the same linears: three of one shape (two scalings), one of another rank; language
+    bottlenecks: three Pfeiffer of one shape, one with another scaling, one Houlsby; a task bottleneck."""
+    m = new_model(arch)
+    for code, alpha in (("sk", 4.0), ("de", 4.0), ("sw", 8.0)):
+        m.add_language(code, LoRAConfig(rank=2, alpha=alpha))
+        m.add_language(code, BottleneckConfig(reduction_factor=4))
+    m.add_language("te", LoRAConfig(rank=3))
+    m.add_language("te", BottleneckConfig(reduction_factor=4, scaling=2.0))
+    m.add_language("zh", BottleneckConfig.houlsby(reduction_factor=4))
+    m.add_task("nli", BottleneckConfig(reduction_factor=4))
+    perturb(m)
+    return m
+
+
+GATHER_CASES = [  # plans, and the reps that run alone (their own forward): the rest are gathered
+    (["sk/lora", "de/lora", "base", "sk/lora"], set()),  # one scaling
+    (["sk/lora", "de/lora", "base", "sw/lora", "sk/lora", "te/lora"], {"te/lora"}),  # two scalings; te alone
+    (["sk/bottleneck", "de/bottleneck", "base", "sw/bottleneck", "te/bottleneck", "zh/bottleneck"],
+     {"te/bottleneck", "zh/bottleneck"}),  # another scaling, another kind of block
+    (["sk/bottleneck+nli/bottleneck", "de/bottleneck+nli/bottleneck", "sw/bottleneck+sk/lora", "de/lora"],
+     {"nli/bottleneck"}),  # the language depth gathered; the task depth has one rep; the LoRAs gathered
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("plans", "alone"), GATHER_CASES)
+def test_reps_of_disjoint_rows_run_as_one_gathered_product(arch, plans, alone):
+    m = gathering_bank(arch)
+    called: set[str] = set()
+    modules = {name: getattr(rep.body, "deltas", None) or rep.body.blocks for name, rep in m.reps.items()}
+    hooks = [
+        module.register_forward_hook(lambda mod, a, o, name=name: called.add(name))
+        for name, group in modules.items()
+        for module in group.values()
+    ]
+    lengths = LENGTHS[: len(plans)]
+    ids, mask = batch(lengths)
+    try:
+        run_rows(m, arch, ids, mask, plans)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert called == alone  # gathered reps never run their own forward
+    check_routed_forward(m, arch, plans, lengths)
+
+
+@pytest.mark.parametrize("arch", TEXT_TO_TEXT)
+def test_gathered_loras_route_generation_exactly(arch):
+    m = gathering_bank(arch)
+    plans = ["sk/lora", "de/lora", "base", "sw/lora", "te/lora"]
+    lengths = [5, 3, 6, 4, 2]
+    ids, mask = batch(lengths, seed=4)
+    kwargs = {"num_beams": 2, "num_return_sequences": 2, "max_new_tokens": 4, "do_sample": False}
+    out = m.generate(ids, mask, plans=plans, **kwargs)
+    for i, (plan, n) in enumerate(zip(plans, lengths, strict=True)):
+        alone = m.generate(ids[i : i + 1, :n], mask[i : i + 1, :n], plan=plan, **kwargs)
+        assert same_generation(out[i * 2 : (i + 1) * 2], alone), f"{arch} row {i} ({plan})"
+
+
+def test_dropout_in_training_keeps_deltas_apart():
+    m = new_model("bert")
+    m.add_language("sk", LoRAConfig(rank=2, dropout=0.1))
+    m.add_language("de", LoRAConfig(rank=2, dropout=0.1))
+    deltas = [next(iter(m.rep(name).body.deltas.values())) for name in ("sk/lora", "de/lora")]
+    m.train()
+    assert gather_signature(deltas[0]) is None  # each delta draws its own dropout mask
+    m.eval()
+    assert gather_signature(deltas[0]) == gather_signature(deltas[1]) is not None
+
+
+def test_gathered_products_pass_the_gradients_of_separate_ones():
+    m = gathering_bank("bert")
+    names = ["sk/lora", "de/lora", "sk/bottleneck", "de/bottleneck"]
+    params = m.train_reps(*names)
+    plans = ["sk/bottleneck+sk/lora", "de/bottleneck+de/lora", "sk/lora", "de/bottleneck"]
+    ids, mask = batch([4] * len(plans))
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        return [g.clone() for g in torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)]
+
+    # a fixed random readout: a plain sum of squares of layer-normed states would hardly depend on the reps
+    weights = torch.randn(m(ids, mask, plan="base").hidden_states.shape, generator=torch.Generator().manual_seed(3))
+    routed = grads((m(ids, mask, plans=plans).hidden_states * weights).sum())
+    alone = grads(
+        sum((m(ids[i : i + 1], mask[i : i + 1], plan=p).hidden_states * weights[i]).sum() for i, p in enumerate(plans))
+    )
+    assert all(float(g.abs().max()) > 1e-3 for g in routed)  # every rep's weights take part
+    for a, b in zip(routed, alone, strict=True):
+        assert_rows_close(a, b, "gradient")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -12,6 +13,18 @@ from xlt.plan import Plan
 from xlt.reps.base import Representation
 
 Rows = torch.Tensor | None  # row indices into the batch; None: every row
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+def gather_groups(entries: Sequence[tuple[M, R]], signature: Callable[[M], Hashable | None]) -> list[list[tuple[M, R]]]:
+    """``(module, rows)`` entries grouped by ``signature``: modules of one group can run as one gathered product
+    over their rows. A module whose signature is None (dropout in play, say) is a group of its own."""
+    groups: dict[Hashable, list[tuple[M, R]]] = {}
+    for entry in entries:
+        key = signature(entry[0])
+        groups.setdefault(key if key is not None else ("alone", id(entry[0])), []).append(entry)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,19 @@ class Route:
         self.prompt_groups = [(prompt_reps[key], self._rows(rows)) for key, rows in prompt_rows.items()]
         self.stack = [[(self.reps[name], self._rows(rows)) for name, rows in depth.items()] for depth in stacks]
         self.loras = [(self.reps[name], self._rows(rows)) for name, rows in lora_rows.items()]
+        # LoRA groups with disjoint rows, which one gathered product can serve (a row's deltas add up in any order)
+        layers: list[tuple[set[int], list[str]]] = []
+        for name, rows in lora_rows.items():
+            taken = set(rows)
+            for used, names in layers:
+                if not used & taken:
+                    used |= taken
+                    names.append(name)
+                    break
+            else:
+                layers.append((taken, [name]))
+        self.lora_layers = [[(self.reps[n], self._rows(lora_rows[n])) for n in names] for _, names in layers]
+        self._gathers: dict[tuple[tuple[int, ...], int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.heads = [(self.reps[name], self._rows(rows)) for name, rows in head_rows.items()]
         self.invertible = [(self.reps[name], self._rows(rows)) for name, rows in invertible_rows.items()]
 
@@ -107,6 +133,16 @@ class Route:
         if len(rows) == self.batch_size:
             return None
         return torch.tensor(sorted(rows), dtype=torch.long, device=self.device)
+
+    def gather_index(self, groups: Sequence[torch.Tensor], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(index, which)`` for groups of disjoint rows: the rows of all groups in one index, and for each
+        of them the position of its group."""
+        key = (tuple(id(rows) for rows in groups), batch)
+        if key not in self._gathers:
+            expanded = [self.expand(rows, batch) for rows in groups]
+            which = [torch.full_like(rows, i) for i, rows in enumerate(expanded)]
+            self._gathers[key] = (torch.cat(expanded), torch.cat(which))
+        return self._gathers[key]
 
     def expand(self, rows: torch.Tensor, batch: int) -> torch.Tensor:
         """Map rows to a batch of ``batch`` rows: generation repeats each row (beams, samples) in place."""

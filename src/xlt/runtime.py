@@ -14,8 +14,11 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from xlt.hosts.base import BottleneckSite, Host
-from xlt.reps.bottleneck import apply_stack
-from xlt.routing import Route
+from xlt.reps.bottleneck import apply_stack, gathered_block
+from xlt.reps.bottleneck import gather_signature as block_signature
+from xlt.reps.lora import gather_signature as delta_signature
+from xlt.reps.lora import gathered_delta
+from xlt.routing import Route, gather_groups
 
 
 def _first(output: Any) -> torch.Tensor:
@@ -90,10 +93,17 @@ class Runtime:
             h = _first(output)
             for depth in route.stack:
                 new = h
-                for rep, rows in depth:
-                    if site.key not in rep.body.blocks:  # ModuleDict has no .get
+                # ModuleDict has no .get
+                present = [(rep.body.blocks[site.key], rows) for rep, rows in depth if site.key in rep.body.blocks]
+                alone = []
+                for group in gather_groups(present, block_signature) if h.dim() == 3 else [[e] for e in present]:
+                    if len(group) == 1:
+                        alone += group
                         continue
-                    block = rep.body.blocks[site.key]
+                    index, which = route.gather_index([rows for _, rows in group], h.shape[0])
+                    blocks = [block for block, _ in group]
+                    new = new.index_copy(0, index, gathered_block(h[index], inp[index], site.layer_norm, blocks, which))
+                for block, rows in alone:
                     if rows is None:
                         new = apply_stack(h, inp, site.layer_norm, [block])
                     else:
@@ -110,15 +120,22 @@ class Runtime:
             if route is None or not route.loras:
                 return None
             x = args[0]
-            for rep, rows in route.loras:
-                if key not in rep.body.deltas:
-                    continue
-                delta = rep.body.deltas[key]
-                if rows is None:
-                    output = output + delta(x).to(output.dtype)
-                else:
-                    r = route.expand(rows, x.shape[0])
-                    output = output.index_add(0, r, delta(x[r]).to(output.dtype))
+            for layer in route.lora_layers:
+                present = [(rep.body.deltas[key], rows) for rep, rows in layer if key in rep.body.deltas]
+                alone = []
+                for group in gather_groups(present, delta_signature) if x.dim() == 3 else [[e] for e in present]:
+                    if len(group) == 1:
+                        alone += group
+                        continue
+                    index, which = route.gather_index([rows for _, rows in group], x.shape[0])
+                    delta = gathered_delta([d for d, _ in group], x[index], which)
+                    output = output.index_add(0, index, delta.to(output.dtype))
+                for delta, rows in alone:
+                    if rows is None:
+                        output = output + delta(x).to(output.dtype)
+                    else:
+                        r = route.expand(rows, x.shape[0])
+                        output = output.index_add(0, r, delta(x[r]).to(output.dtype))
             return output
 
         return hook

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -93,6 +93,7 @@ class BottleneckBlock(nn.Module):
         self.up = nn.Linear(inner, dim)
         self.dropout = nn.Dropout(config.dropout)
         self.scaling = config.scaling
+        self.non_linearity = config.non_linearity.lower()
         self.original_ln_before = config.original_ln_before
         self.residual_before_ln = config.residual_before_ln
 
@@ -136,20 +137,50 @@ class Bottleneck(RepBody):
         self.invertible = invertible
 
 
+def gather_signature(block: BottleneckBlock) -> tuple[Any, ...] | None:
+    """Blocks of one signature can run as one gathered product; None: this one runs alone (its dropout)."""
+    if block.dropout.p > 0 and block.training:
+        return None
+    weights = (block.down.weight.shape, block.up.weight.shape, block.down.weight.dtype)
+    return (*weights, block.non_linearity, block.scaling, block.original_ln_before, block.residual_before_ln)
+
+
+def _entry(
+    h: torch.Tensor, inp: torch.Tensor, layer_norm: nn.Module | None, block: BottleneckBlock
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a block reads, and the residual it adds back to."""
+    x = h
+    if block.original_ln_before:
+        x = h + inp
+        if layer_norm is not None:
+            x = layer_norm(x)
+    return x, (h if block.residual_before_ln else x)
+
+
+def gathered_block(
+    h: torch.Tensor, inp: torch.Tensor, layer_norm: nn.Module | None, blocks: list[BottleneckBlock], which: torch.Tensor
+) -> torch.Tensor:
+    """Row ``i`` of ``h`` (rows, tokens, dim) through ``blocks[which[i]]`` (all of one signature), as
+    :func:`apply_stack` with that one block, in two batched products."""
+    first = blocks[0]
+    x, residual = _entry(h, inp, layer_norm, first)
+    dtype = first.down.weight.dtype
+    down_w = torch.stack([b.down.weight for b in blocks])[which]  # (rows, inner, dim)
+    down_b = torch.stack([b.down.bias for b in blocks])[which].unsqueeze(1)
+    up_w = torch.stack([b.up.weight for b in blocks])[which]  # (rows, dim, inner)
+    up_b = torch.stack([b.up.bias for b in blocks])[which].unsqueeze(1)
+    z = first.act(torch.baddbmm(down_b, x.to(dtype), down_w.transpose(1, 2)))
+    up = torch.baddbmm(up_b, z, up_w.transpose(1, 2))
+    return (up * first.scaling).to(h.dtype) + residual
+
+
 def apply_stack(
     h: torch.Tensor, inp: torch.Tensor, layer_norm: nn.Module | None, stack: list[BottleneckBlock]
 ) -> torch.Tensor:
     """AdapterHub's Stack on one sub-layer: returns the new sub-layer output, before the model's own
     residual add (and layer norm, for post-norm blocks), which the model still does itself."""
     for block in stack:
-        residual = h
-        x = h
-        if block.original_ln_before:
-            x = h + inp
-            if layer_norm is not None:
-                x = layer_norm(x)
-        if not block.residual_before_ln:
-            residual = x
+        x, residual = _entry(h, inp, layer_norm, block)
         h = block(x) + residual
     return h
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -51,6 +52,28 @@ class LoRADelta(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dropout(x.to(self.A.dtype))
         return ((x @ self.A.T) @ self.B.T) * self.scaling
+
+
+def gather_signature(delta: LoRADelta) -> tuple[Any, ...] | None:
+    """Deltas of one signature can run as one gathered product; None: this one runs alone (its dropout)."""
+    if delta.dropout.p > 0 and delta.training:
+        return None
+    return (delta.A.shape, delta.B.shape, delta.A.dtype)
+
+
+def gathered_delta(deltas: Sequence[LoRADelta], x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` of ``x`` (rows, tokens, in) through ``deltas[which[i]]``, all rows in two batched products.
+
+    One product per representation costs a handful of small kernels each; on a GPU with many languages in
+    one batch those launches, not the arithmetic, set the time.
+    """
+    a = torch.stack([d.A for d in deltas])[which]  # (rows, rank, in)
+    b = torch.stack([d.B for d in deltas])[which]  # (rows, out, rank)
+    out = torch.bmm(torch.bmm(x.to(a.dtype), a.transpose(1, 2)), b.transpose(1, 2))
+    scalings = {d.scaling for d in deltas}
+    if len(scalings) == 1:
+        return out * scalings.pop()
+    return out * x.new_tensor([d.scaling for d in deltas], dtype=a.dtype)[which].view(-1, 1, 1)
 
 
 class LoRA(RepBody):
