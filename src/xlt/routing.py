@@ -134,6 +134,21 @@ class Route:
             return None
         return torch.tensor(sorted(rows), dtype=torch.long, device=self.device)
 
+    def partition(
+        self, entries: Sequence[tuple[M, Rows]], signature: Callable[[M], Hashable | None], x: torch.Tensor
+    ) -> tuple[list[tuple[list[M], torch.Tensor, torch.Tensor]], list[tuple[M, Rows]]]:
+        """Split ``(module, rows)`` entries of disjoint rows, for input ``x`` (rows, tokens, dim), into gathered
+        groups ``(modules, index, which)`` (see :meth:`gather_index`) and the entries that run alone."""
+        gathered, alone = [], []
+        for group in gather_groups(entries, signature) if x.dim() == 3 else [[entry] for entry in entries]:
+            if len(group) == 1:
+                alone += group
+            else:
+                # rows of a group of two or more are never None (None is every row: a group of its own)
+                index, which = self.gather_index([rows for _, rows in group if rows is not None], x.shape[0])
+                gathered.append(([module for module, _ in group], index, which))
+        return gathered, alone
+
     def gather_index(self, groups: Sequence[torch.Tensor], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(index, which)`` for groups of disjoint rows: the rows of all groups in one index, and for each
         of them the position of its group."""

@@ -18,7 +18,7 @@ from xlt.reps.bottleneck import apply_stack, gathered_block
 from xlt.reps.bottleneck import gather_signature as block_signature
 from xlt.reps.lora import gather_signature as delta_signature
 from xlt.reps.lora import gathered_delta
-from xlt.routing import Route, gather_groups
+from xlt.routing import Route
 
 
 def _first(output: Any) -> torch.Tensor:
@@ -95,13 +95,8 @@ class Runtime:
                 new = h
                 # ModuleDict has no .get
                 present = [(rep.body.blocks[site.key], rows) for rep, rows in depth if site.key in rep.body.blocks]
-                alone = []
-                for group in gather_groups(present, block_signature) if h.dim() == 3 else [[e] for e in present]:
-                    if len(group) == 1:
-                        alone += group
-                        continue
-                    index, which = route.gather_index([rows for _, rows in group], h.shape[0])
-                    blocks = [block for block, _ in group]
+                gathered, alone = route.partition(present, block_signature, h)
+                for blocks, index, which in gathered:
                     new = new.index_copy(0, index, gathered_block(h[index], inp[index], site.layer_norm, blocks, which))
                 for block, rows in alone:
                     if rows is None:
@@ -122,14 +117,9 @@ class Runtime:
             x = args[0]
             for layer in route.lora_layers:
                 present = [(rep.body.deltas[key], rows) for rep, rows in layer if key in rep.body.deltas]
-                alone = []
-                for group in gather_groups(present, delta_signature) if x.dim() == 3 else [[e] for e in present]:
-                    if len(group) == 1:
-                        alone += group
-                        continue
-                    index, which = route.gather_index([rows for _, rows in group], x.shape[0])
-                    delta = gathered_delta([d for d, _ in group], x[index], which)
-                    output = output.index_add(0, index, delta.to(output.dtype))
+                gathered, alone = route.partition(present, delta_signature, x)
+                for deltas, index, which in gathered:
+                    output = output.index_add(0, index, gathered_delta(deltas, x[index], which).to(output.dtype))
                 for delta, rows in alone:
                     if rows is None:
                         output = output + delta(x).to(output.dtype)
