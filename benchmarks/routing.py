@@ -4,7 +4,7 @@ Usage: python benchmarks/routing.py [--languages 16] [--rows 64] [--repeats 5] [
 
 On the real multilingual-e5-small (on CPU, or on a CUDA GPU with ``--device``), one batch whose rows each use
 one of N language LoRAs (and, for xlt, N bottleneck adapters or N soft prompts). Compared side by side in one run:
-  - xlt routed: one forward, rows grouped by representation inside each layer;
+  - xlt routed: one forward; inside each layer, representations of one shape run as one gathered product;
   - PEFT mixed batch: ``model(..., adapter_names=[...])`` (LoRA only; PEFT has no mixed-batch bottlenecks
     or prompts);
   - loop: one forward per representation over its rows (what AdapterHub users do: it has no per-row routing).
