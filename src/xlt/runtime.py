@@ -93,7 +93,6 @@ class Runtime:
             h = _first(output)
             for depth in route.stack:
                 new = h
-                # ModuleDict has no .get
                 present = [(rep.body.blocks[site.key], rows) for rep, rows in depth if site.key in rep.body.blocks]
                 gathered, alone = route.partition(present, block_signature, h)
                 for blocks, index, which in gathered:
