@@ -19,3 +19,9 @@ class UnsupportedError(XLTError):
 
 class FormatError(XLTError):
     """A file on disk is not what its loader expects."""
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """A value's repr for a one-line message: newlines flattened, long reprs cut."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

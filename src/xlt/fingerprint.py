@@ -68,6 +68,19 @@ class Fingerprint:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
+        if not isinstance(data, dict):
+            raise FingerprintError(f"a fingerprint is a dict of the base model's shape, got {type(data).__name__}")
+        missing = [k for k in cls.__dataclass_fields__ if k not in data]
+        if missing:
+            raise FingerprintError(f"the fingerprint lacks {missing}; re-save the rep with this xlt")
+        for key in cls.__dataclass_fields__:
+            wanted = str if key in ("name", "model_type") else int
+            value = data[key]
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise FingerprintError(
+                    f"fingerprint field {key}={value!r} should be {wanted.__name__}; the rep config is damaged "
+                    "(re-save the rep)"
+                )
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
     def check_compatible(self, other: Fingerprint, rep_name: str) -> None:

@@ -23,13 +23,13 @@ from transformers import (
 
 from xlt import __version__
 from xlt.assembly import Assembled, assemble
-from xlt.errors import PlanError, UnsupportedError, XLTError
+from xlt.errors import PlanError, UnsupportedError, XLTError, brief
 from xlt.fingerprint import Fingerprint
-from xlt.hosts import host_for
+from xlt.hosts import host_class, host_for
 from xlt.hosts.base import HostOutput
 from xlt.languages import get_language
 from xlt.plan import Plan
-from xlt.reps.base import RepConfig, RepInfo, Representation, Role
+from xlt.reps.base import RepConfig, RepInfo, Representation, Role, check_name
 from xlt.reps.context import BuildContext
 from xlt.reps.heads import Head, HeadConfig
 from xlt.reps.registry import kind_of_config
@@ -37,6 +37,9 @@ from xlt.routing import ResolvedPlan, Route, resolve
 from xlt.runtime import Runtime
 
 PlanLike = Plan | str | Sequence[str] | None
+IGNORE_INDEX = -100  # labels to skip, as in Hugging Face and torch's cross-entropy
+# generate() builds these from the plan; a caller's own would bypass the routed representations
+_ROUTED_GENERATE_KWARGS = ("inputs", "input_ids", "inputs_embeds", "encoder_outputs", "position_ids")
 
 
 @dataclass
@@ -89,6 +92,7 @@ class XLTModel(nn.Module):
         """Load a hub id or local directory with the Auto class its family needs (kwargs go to
         ``from_pretrained``, e.g. ``local_files_only=True``)."""
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        host_class(config.model_type).check_dtype(dtype if dtype is not None else kwargs.get("torch_dtype"))
         if getattr(config, "is_encoder_decoder", False):
             auto: Any = AutoModelForSeq2SeqLM
         elif config.model_type in ("gpt2", "llama", "qwen2", "qwen3", "mistral"):
@@ -114,8 +118,13 @@ class XLTModel(nn.Module):
     ) -> Representation:
         """Create a representation for this base model and put it in the bank (frozen until trained)."""
         kind = kind_of_config(config)
-        role = Role(role)
-        name = name or f"{language if role is Role.LANGUAGE else task}/{kind.name}"
+        role = Role.parse(role)
+        for key, value in (("language", language), ("task", task), ("language_name", language_name)):
+            if value is not None and not isinstance(value, str):
+                raise XLTError(f"{key}= must be a string, got {brief(value)} ({type(value).__name__})")
+        if head is not None and not isinstance(head, HeadConfig):
+            raise XLTError(f"head= must be a HeadConfig, got {type(head).__name__} (use HeadConfig(type=..., ...))")
+        name = check_name(name if name is not None else f"{language if role is Role.LANGUAGE else task}/{kind.name}")
         if name in self.reps:
             raise XLTError(f"rep '{name}' already exists in this model (remove it first, or pass another name=)")
         info = RepInfo(name, kind.name, role, language, task, self.fingerprint, self._provenance())
@@ -143,6 +152,9 @@ class XLTModel(nn.Module):
 
     def attach(self, rep: Representation, *, allow_other_base: bool = False) -> Representation:
         """Put an already built representation (e.g. loaded from disk) in the bank, after checking it fits."""
+        if not isinstance(rep, Representation):
+            raise XLTError(f"attach takes a Representation, got {type(rep).__name__} (build one with add())")
+        check_name(rep.name)
         if rep.name in self.reps:
             raise XLTError(f"rep '{rep.name}' already exists in this model (remove it first, or rename it)")
         recorded = rep.info.fingerprint
@@ -240,12 +252,20 @@ class XLTModel(nn.Module):
         if plans is None:
             resolved = self.resolve(plan)
             return Route([resolved] * batch_size, self.device)
+        if isinstance(plans, str | Plan) or not isinstance(plans, Sequence):
+            raise PlanError(
+                f"plans= takes one plan per row (a list), got {brief(plans)} ({type(plans).__name__}); for one plan "
+                "for every row pass plan="
+            )
         if len(plans) != batch_size:
             raise PlanError(f"plans= has {len(plans)} entries for a batch of {batch_size} rows; give one per row")
         cache: dict[Plan, ResolvedPlan] = {}
         resolved_rows = []
-        for item in plans:
-            p = Plan.coerce(item)
+        for row, item in enumerate(plans):
+            try:
+                p = Plan.coerce(item)
+            except PlanError as exc:  # which row, in a batch of many
+                raise PlanError(f"plans[{row}]: {exc}") from None
             if p not in cache:
                 cache[p] = self.resolve(p)
             resolved_rows.append(cache[p])
@@ -281,6 +301,7 @@ class XLTModel(nn.Module):
         ``labels``: token ids (text-to-text; -100 is ignored) or head targets (encoders with a task head);
         ``decoder_input_ids`` / ``decoder_attention_mask``: encoder-decoders only.
         """
+        self._check_inputs(input_ids, attention_mask)
         route = self.route(input_ids.shape[0], plan, plans)
         if labels is not None and self.host.family == "encoder" and not route.heads:
             raise PlanError("labels= on an encoder needs a plan with a task head (add one with head=HeadConfig(...))")
@@ -289,6 +310,9 @@ class XLTModel(nn.Module):
         if decoder_input_ids is not None and self.host.family != "encoder_decoder":
             raise XLTError(f"decoder_input_ids= is for encoder-decoders; this is a {self.host.name} model")
         self._check_length(input_ids, attention_mask, route)
+        self._check_decoder_inputs(input_ids, labels, decoder_input_ids, decoder_attention_mask)
+        if labels is not None:
+            self._check_labels(input_ids, labels, route)
         kwargs: dict[str, Any] = {}
         if decoder_input_ids is not None:
             kwargs["decoder_input_ids"] = decoder_input_ids
@@ -302,23 +326,135 @@ class XLTModel(nn.Module):
                 return self._heads(out, batch, route, head_labels)
         return XLTOutput(out.logits, out.loss, out.hidden_states, out.encoder_hidden_states)
 
-    def _check_length(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route) -> None:
-        """Absolute-position models have a fixed position table: refuse a prompted row that would overrun it."""
+    def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+        """The input ids and mask a forward or generation can run: refused here, not deep inside torch."""
+        _check_ids("input_ids", input_ids, self.device)
+        _check_in_vocab("input_ids", input_ids, self.host.input_embeddings(self.base).num_embeddings, ignore=False)
+        if attention_mask is None:
+            return
+        if not isinstance(attention_mask, torch.Tensor):
+            raise XLTError(
+                f"attention_mask must be a torch.Tensor shaped like input_ids, got {type(attention_mask).__name__} "
+                "(pass the tokenizer's attention_mask, or None)"
+            )
+        if attention_mask.shape != input_ids.shape:
+            raise XLTError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids {tuple(input_ids.shape)}; "
+                "pass the mask the tokenizer returned with these ids"
+            )
+        if attention_mask.device != input_ids.device:
+            raise XLTError(
+                f"attention_mask is on {attention_mask.device}, input_ids on {input_ids.device}; move it with "
+                ".to(model.device)"
+            )
+        if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+            raise XLTError("attention_mask holds values other than 0 and 1; pass 1 for real tokens, 0 for padding")
+
+    def _check_decoder_inputs(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor | None,
+        decoder_attention_mask: torch.Tensor | None,
+    ) -> None:
+        if decoder_input_ids is not None:
+            _check_ids("decoder_input_ids", decoder_input_ids, self.device, rows=input_ids.shape[0])
+            _check_in_vocab(
+                "decoder_input_ids", decoder_input_ids, self.host.input_embeddings(self.base).num_embeddings, False
+            )
+        if decoder_attention_mask is None:
+            return
+        like = decoder_input_ids if decoder_input_ids is not None else labels
+        if not isinstance(decoder_attention_mask, torch.Tensor) or (
+            like is not None and decoder_attention_mask.shape != like.shape
+        ):
+            shape = tuple(decoder_attention_mask.shape) if isinstance(decoder_attention_mask, torch.Tensor) else None
+            raise XLTError(
+                f"decoder_attention_mask (shape {shape}) must be a tensor shaped like the decoder inputs "
+                f"{tuple(like.shape) if like is not None else ''}; pass the mask of decoder_input_ids or labels"
+            )
+
+    def _check_labels(self, input_ids: torch.Tensor, labels: torch.Tensor, route: Route) -> None:
+        """Labels that fit the batch and the output classes; out-of-range ids would fail inside torch's loss."""
+        rows, length = input_ids.shape
+        _check_label_tensor(labels, rows)
+        if route.heads:
+            head = route.heads[0][0].head
+            assert head is not None
+            kind, classes = head.config.type, head.config.num_labels
+            check_head_labels(kind, labels, rows, length, classes)
+            return
+        if self.host.family == "decoder" and labels.shape != input_ids.shape:
+            raise XLTError(
+                f"labels have shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}; a causal LM's labels "
+                "are the input ids themselves (-100 where no loss is wanted)"
+            )
+        if labels.dim() != 2:
+            raise XLTError(
+                f"labels must be 2-D [batch, target_length] token ids, got shape {tuple(labels.shape)} "
+                "(tokenize the targets as a batch)"
+            )
+        output = self.base.get_output_embeddings()
+        vocab = output.weight.shape[0] if output is not None else self.fingerprint.vocab_size
+        _check_in_vocab("labels", labels, vocab, ignore=True)
+
+    def _row_lengths(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's real tokens and virtual tokens: the positions it takes once assembled."""
+        if attention_mask is not None:
+            lengths = attention_mask.long().sum(1)
+        else:
+            lengths = torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+        virtual = torch.zeros_like(lengths)
+        for reps, rows in route.prompt_groups:
+            n = sum(rep.body().shape[0] for rep in reps)
+            if rows is None:
+                virtual += n
+            else:
+                virtual[rows.to(virtual.device)] += n
+        return lengths, virtual
+
+    def _assembled_width(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route) -> int:
+        lengths, virtual = self._row_lengths(input_ids, attention_mask, route)
+        return int((lengths + virtual).max())
+
+    def _check_length(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, route: Route, new_tokens: int = 0
+    ) -> None:
+        """Absolute-position models have a fixed position table: refuse a prompted row that would overrun it,
+        counting the tokens a generation will add."""
         limit = self.host.max_positions(self.base)
         if limit is None:
             return
-        lengths = (
-            attention_mask.sum(1)
-            if attention_mask is not None
-            else torch.full((input_ids.shape[0],), input_ids.shape[1])
-        )
-        longest_prompt = max((sum(rep.body().shape[0] for rep in reps) for reps, _ in route.prompt_groups), default=0)
-        longest = int(lengths.max()) + longest_prompt if len(lengths) else 0
-        if longest > limit:
+        lengths, virtual = self._row_lengths(input_ids, attention_mask, route)
+        row = int((lengths + virtual).argmax())
+        tokens, prompt = int(lengths[row]), int(virtual[row])
+        if tokens + prompt + new_tokens <= limit:
+            return
+        if not new_tokens:
             raise XLTError(
-                f"a row of {int(lengths.max())} tokens plus {longest_prompt} virtual tokens exceeds this model's "
-                f"{limit} positions (truncate inputs to {limit - longest_prompt} tokens, or use shorter prompts)"
+                f"a row of {tokens} tokens plus {prompt} virtual tokens exceeds this model's {limit} positions "
+                f"(truncate inputs to {limit - prompt} tokens, or use shorter prompts)"
             )
+        raise XLTError(
+            f"a row of {tokens} tokens plus {prompt} virtual tokens plus {new_tokens} new tokens exceeds this "
+            f"model's {limit} positions (lower max_new_tokens to {max(limit - tokens - prompt, 0)}, truncate "
+            "inputs, or use shorter prompts)"
+        )
+
+    def _new_tokens(self, width: int, kwargs: dict[str, Any]) -> int:
+        """How many tokens Hugging Face ``generate`` will add to an assembled batch ``width`` positions wide."""
+        config = kwargs.get("generation_config") or self.base.generation_config
+        new = kwargs.get("max_new_tokens", getattr(config, "max_new_tokens", None))
+        if new is not None:
+            if not isinstance(new, int) or isinstance(new, bool) or new < 1:
+                raise XLTError(f"max_new_tokens must be a positive integer, got {brief(new)}")
+            return new
+        if kwargs.get("max_length") is not None:  # with inputs_embeds, HF counts the input inside max_length
+            return max(int(kwargs["max_length"]) - width, 0)
+        cap = getattr(self.base.config, "max_position_embeddings", None) or float("inf")
+        return int(min(getattr(config, "max_length", None) or 20, cap))
 
     def _heads(self, out: HostOutput, batch: Assembled, route: Route, labels: torch.Tensor | None) -> XLTOutput:
         hidden = out.hidden_states
@@ -357,15 +493,96 @@ class XLTModel(nn.Module):
         """
         if not self.host.supports_generation:  # refuse before any compute, as every other refusal
             raise self.host.refuse("generation (an encoder has no decoder; use a task head)")
+        routed = sorted(set(generate_kwargs) & set(_ROUTED_GENERATE_KWARGS))
+        if routed:
+            raise XLTError(
+                f"generate got {routed}, which xlt builds from input_ids and the plan; pass the ids as input_ids "
+                "(the first argument) and drop these"
+            )
+        self._check_inputs(input_ids, attention_mask)
         route = self.route(input_ids.shape[0], plan, plans)
         if route.heads:
             raise PlanError("plans with a head cannot generate; call the model to get head logits")
+        if self.host.family == "decoder":  # encoder-decoders' decoders have relative positions: no table to overrun
+            width = self._assembled_width(input_ids, attention_mask, route)
+            self._check_length(input_ids, attention_mask, route, self._new_tokens(width, generate_kwargs))
         with self.runtime.active(route):
             batch = self.assemble(input_ids, attention_mask, route)
             return self.host.generate(self.base, batch, route, **generate_kwargs)
 
 
+def _check_ids(name: str, ids: object, device: torch.device, rows: int | None = None) -> None:
+    if not isinstance(ids, torch.Tensor):
+        raise XLTError(
+            f"{name} must be a torch.Tensor of token ids [batch, length], got {type(ids).__name__} "
+            "(tokenize with return_tensors='pt')"
+        )
+    if ids.dim() != 2:
+        raise XLTError(
+            f"{name} must be 2-D [batch, length], got shape {tuple(ids.shape)} (add a batch dimension with "
+            ".unsqueeze(0))"
+        )
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+        raise XLTError(f"{name} must hold integer token ids, got dtype {ids.dtype} (convert them with .long())")
+    if ids.numel() == 0:
+        raise XLTError(f"{name} is empty (shape {tuple(ids.shape)}); give at least one row of one token")
+    if rows is not None and ids.shape[0] != rows:
+        raise XLTError(f"{name} has {ids.shape[0]} rows for a batch of {rows}; give one row per input row")
+    if ids.device != device:
+        raise XLTError(f"{name} is on {ids.device} and the model on {device}; move it with .to(model.device)")
+
+
+def _check_in_vocab(name: str, ids: torch.Tensor, size: int, ignore: bool) -> None:
+    """Ids in ``[0, size)`` (and -100 where ``ignore``); an index error inside torch would name neither."""
+    bad = (ids < 0) | (ids >= size)
+    if ignore:
+        bad &= ids != IGNORE_INDEX
+    if not bool(bad.any()):
+        return
+    value = int(ids[bad][0])
+    allowed = f"0..{size - 1}" + (f" or {IGNORE_INDEX} (ignored)" if ignore else "")
+    raise XLTError(
+        f"{name} holds id {value}, outside this model's {size} ids ({allowed}); tokenize with this model's tokenizer"
+    )
+
+
+def _check_label_tensor(labels: object, rows: int) -> None:
+    if not isinstance(labels, torch.Tensor):
+        raise XLTError(f"labels must be a torch.Tensor, got {type(labels).__name__} (wrap them with torch.tensor)")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise XLTError(f"labels must be integer ids, got dtype {labels.dtype} (convert them with .long())")
+    if labels.dim() == 0 or labels.shape[0] != rows:
+        got = labels.shape[0] if labels.dim() else "no"
+        raise XLTError(f"labels have {got} rows for a batch of {rows} inputs; give one label row per input row")
+
+
+def check_head_labels(kind: str, labels: torch.Tensor, rows: int, length: int, classes: int) -> None:
+    """Labels a ``kind`` head's loss can read: the shape it expects and class ids in range (-100 ignored)."""
+    _check_label_tensor(labels, rows)
+    shape = {"sequence": (rows,), "token": (rows, length), "span": (rows, 2)}[kind]
+    if tuple(labels.shape) != shape:
+        what = {
+            "sequence": "[batch] class ids",
+            "token": "[batch, input_len] class ids",
+            "span": "[batch, 2] start and end positions",
+        }[kind]
+        raise XLTError(f"a {kind} head takes labels of shape {shape} ({what}), got {tuple(labels.shape)}")
+    limit = length if kind == "span" else classes
+    bad = ((labels < 0) | (labels >= limit)) & (labels != IGNORE_INDEX)
+    if bool(bad.any()):
+        value = int(labels[bad][0])
+        unit = "positions of the input" if kind == "span" else "classes (num_labels)"
+        raise XLTError(
+            f"{kind} head label {value} is out of range: the head has {limit} {unit}, so labels must lie in "
+            f"0..{limit - 1} (or {IGNORE_INDEX} to ignore); fix the labels or the head's num_labels"
+        )
+
+
 def head_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if kind not in ("sequence", "token", "span"):
+        raise XLTError(f"head_loss kind must be 'sequence', 'token' or 'span', got {brief(kind)}")
+    length = logits.shape[1] if logits.dim() > 1 else 0
+    check_head_labels(kind, labels, logits.shape[0], length, logits.shape[-1])
     logits = logits.float()
     if kind == "sequence":
         return F.cross_entropy(logits, labels.to(logits.device))

@@ -286,6 +286,7 @@ def import_adapterhub(
     whose ``model_name`` names another model whose weights you know to be the same. A prediction head saved
     beside the adapter is refused unless ``ignore_head=True``.
     """
+    role, rep_name = rep_identity(role, language, task, name, "bottleneck")
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     data = read_json(path)
@@ -303,7 +304,6 @@ def import_adapterhub(
     tensors, weights = load_tensors(directory, WEIGHTS_NAME, PICKLE_WEIGHTS_NAME)
     state = _xlt_state(model, tensors, hub_name, weights)
 
-    role, rep_name = rep_identity(role, language, task, name, "bottleneck")
     context = BuildContext(model.base, model.host, model.tokenizer, None, task)
     body = get_kind("bottleneck").build(config, context)
     expected = body.state_dict()

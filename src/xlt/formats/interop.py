@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from xlt import __version__
 from xlt.errors import FormatError, XLTError
 from xlt.formats.native import CONFIG_NAME as XLT_CONFIG_NAME
-from xlt.reps.base import Role
+from xlt.reps.base import Role, check_name
 
 if TYPE_CHECKING:
     from xlt.model import XLTModel
@@ -46,9 +46,18 @@ def load_tensors(directory: Path, safe_name: str, pickle_name: str) -> tuple[dic
     ``weights_only=True`` rebuilds tensors and plain containers only and refuses any other object, so no code
     from the file runs; a pickle that needs more is refused with a request to convert it to safetensors.
     """
+    from xlt.formats.native import check_finite, check_safetensors
+
     safe = directory / safe_name
     if safe.is_file():
-        return load_file(str(safe), device="cpu"), safe
+        check_safetensors(safe)
+        try:
+            tensors = load_file(str(safe), device="cpu")
+        except Exception as exc:  # safetensors raises its own error type on a damaged file
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise FormatError(f"{safe} is not a readable safetensors file ({reason}); re-save the adapter") from exc
+        check_finite(tensors, safe)
+        return tensors, safe
     pickled = directory / pickle_name
     if not pickled.is_file():
         raise FormatError(
@@ -64,15 +73,20 @@ def load_tensors(directory: Path, safe_name: str, pickle_name: str) -> tuple[dic
         ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError(f"{pickled} is not a flat dict of tensors; convert it to {safe_name} with safetensors")
+    check_finite(state, pickled)
     return {str(k): v for k, v in state.items()}, pickled
 
 
 def rep_identity(
     role: Role | str, language: str | None, task: str | None, name: str | None, kind: str
 ) -> tuple[Role, str]:
-    """The role and the bank name an imported rep gets (``sk/prompt`` style, as :meth:`XLTModel.add`)."""
-    role = Role(role)
-    return role, name or f"{language if role is Role.LANGUAGE else task}/{kind}"
+    """The role and the bank name an imported rep gets (``sk/prompt`` style, as :meth:`XLTModel.add`), checked
+    before any file is read."""
+    role = Role.parse(role)
+    for key, value in (("language", language), ("task", task)):
+        if value is not None and not isinstance(value, str):
+            raise XLTError(f"{key}= must be a string, got {value!r} ({type(value).__name__})")
+    return role, check_name(name if name is not None else f"{language if role is Role.LANGUAGE else task}/{kind}")
 
 
 def provenance(source_format: str, path: Path, **details: Any) -> dict[str, Any]:
@@ -122,6 +136,22 @@ def detect_format(directory: str | Path) -> Format:
         f"{path} is neither a PEFT config (no 'peft_type') nor an AdapterHub config (no 'config' dict with "
         f"'model_type'/'name'/'version'); keys found: {sorted(data)[:8]}"
     )
+
+
+def check_weights(directory: str | Path) -> Path:
+    """The weights file of whatever rep ``directory`` holds, verified readable and complete without a model
+    (what ``xlt inspect`` checks); raises :class:`FormatError` naming what is wrong."""
+    from xlt.formats import native
+
+    fmt = detect_format(directory)
+    if fmt == "xlt":
+        native.check_rep(directory)
+        return native.check_weights(directory)
+    if fmt == "peft-prompt":
+        from xlt.formats.peft import PICKLE_WEIGHTS_NAME, WEIGHTS_NAME
+    else:
+        from xlt.formats.adapterhub import PICKLE_WEIGHTS_NAME, WEIGHTS_NAME  # type: ignore[assignment]
+    return load_tensors(Path(directory), WEIGHTS_NAME, PICKLE_WEIGHTS_NAME)[1]
 
 
 def import_rep(model: XLTModel, directory: str | Path, **kwargs: Any) -> Representation:

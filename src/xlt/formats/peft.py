@@ -78,6 +78,7 @@ def import_peft_prompt(
     have exactly ``num_virtual_tokens`` rows. ``allow_other_base=True`` accepts a file whose
     ``base_model_name_or_path`` names another model whose weights you know to be the same.
     """
+    role, rep_name = rep_identity(role, language, task, name, "prompt")
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     config = read_json(path)
@@ -123,7 +124,6 @@ def import_peft_prompt(
         )
     vectors = table[:n].float().clone()
 
-    role, rep_name = rep_identity(role, language, task, name, "prompt")
     init = INIT_FROM_PEFT.get(str(config.get("prompt_tuning_init")), "random")
     init_text = config.get("prompt_tuning_init_text") if init == "text" else None
     rep_config = PromptConfig(num_virtual_tokens=n, init=init, init_text=init_text)  # type: ignore[arg-type]

@@ -17,14 +17,27 @@ def supported_model_types() -> list[str]:
     return sorted(t for host in HOSTS for t in host.model_types)
 
 
-def host_for(base: PreTrainedModel) -> Host:
-    model_type = base.config.model_type
+def host_class(model_type: str) -> type[Host]:
     for host in HOSTS:
         if model_type in host.model_types:
-            return host()
+            return host
     raise UnsupportedError(
         f"model_type '{model_type}' has no xlt host (supported: {', '.join(supported_model_types())})"
     )
+
+
+def host_for(base: PreTrainedModel) -> Host:
+    """The host of ``base``, after checking it is a model class and dtype that host can drive."""
+    model_type = getattr(getattr(base, "config", None), "model_type", None)
+    host = host_class(model_type)() if isinstance(model_type, str) else None
+    if host is None or not isinstance(base, PreTrainedModel):
+        raise UnsupportedError(
+            f"xlt needs a Hugging Face PreTrainedModel, got {type(base).__name__} (load one with "
+            "XLTModel.from_pretrained or transformers' from_pretrained)"
+        )
+    host.check_base(base)
+    host.check_dtype(base.dtype)
+    return host
 
 
 __all__ = [
@@ -33,6 +46,7 @@ __all__ = [
     "Host",
     "HostOutput",
     "LinearTarget",
+    "host_class",
     "host_for",
     "supported_model_types",
 ]

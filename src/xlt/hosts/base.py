@@ -86,6 +86,24 @@ class Host(ABC):
     supports_invertible: ClassVar[bool] = True
     default_lora_targets: ClassVar[tuple[str, ...]] = ()
     ignored_linears: ClassVar[tuple[str, ...]] = ("lm_head",)
+    # why fp16 cannot run this family (None: it can); refused at load, as training refuses fp16
+    fp16_refusal: ClassVar[str | None] = None
+
+    @classmethod
+    def check_dtype(cls, dtype: torch.dtype | str | None) -> None:
+        """Refuse a dtype this family cannot compute in, before any weights are loaded."""
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype, None) if dtype != "auto" else None
+        if dtype in (torch.float16, torch.half) and cls.fp16_refusal:
+            raise UnsupportedError(f"{cls.name} models cannot run in float16: {cls.fp16_refusal}")
+
+    def check_base(self, base: PreTrainedModel) -> None:
+        """Refuse a model class of this family that lacks what the host drives (e.g. the LM head)."""
+        if self.family != "encoder" and base.get_output_embeddings() is None:
+            raise UnsupportedError(
+                f"{type(base).__name__} has no LM head, which {self.name} models need to compute logits and "
+                "generate (load the model with XLTModel.from_pretrained, which picks the class with the head)"
+            )
 
     def input_embeddings(self, base: PreTrainedModel) -> nn.Embedding:
         return base.get_input_embeddings()

@@ -9,12 +9,16 @@ import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
-from xlt.errors import XLTError
+from xlt.errors import UnsupportedError, XLTError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
     from xlt.routing import Route
+
+
+# T5's feed-forward activations outgrow float16's range (the reason training refuses precision="fp16")
+FP16_REASON = "fp16 overflows to inf/NaN in T5-family feed-forward layers; use torch.bfloat16 or torch.float32"
 
 
 class EncoderDecoderHost(Host):
@@ -24,6 +28,15 @@ class EncoderDecoderHost(Host):
     takes_position_ids: ClassVar[bool] = False
     supports_invertible: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("q", "v")
+    fp16_refusal: ClassVar[str | None] = FP16_REASON
+
+    def check_base(self, base: PreTrainedModel) -> None:
+        if not hasattr(base, "decoder"):
+            raise UnsupportedError(
+                f"{type(base).__name__} is an encoder alone, and {self.name} models need the decoder (load the "
+                "full model with XLTModel.from_pretrained, which uses AutoModelForSeq2SeqLM)"
+            )
+        super().check_base(base)
 
     def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]:
         sites = []

@@ -10,7 +10,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from xlt.errors import XLTError
-from xlt.reps.base import RepBody, RepConfig
+from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
 from xlt.reps.registry import register_kind
 
@@ -45,8 +45,12 @@ class BottleneckConfig(RepConfig):
     seed: int = 42
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reduction_factor <= 0:
             raise XLTError(f"reduction_factor must be > 0, got {self.reduction_factor}")
+        check_range("bottleneck", "invertible_reduction_factor", self.invertible_reduction_factor, 0.0, low_open=True)
+        check_range("bottleneck", "dropout", self.dropout, 0.0, 1.0)
+        check_seed("bottleneck", self.seed)
         if not (self.mh_adapter or self.output_adapter):
             raise XLTError("a bottleneck needs mh_adapter=True or output_adapter=True (or both)")
         for name in (self.non_linearity, self.invertible_non_linearity):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
+from xlt.reps.base import check_fields, check_range
 
 HeadType = Literal["sequence", "token", "span"]
 
@@ -29,6 +30,10 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.type not in ("sequence", "token", "span"):
             raise XLTError(f"head type must be 'sequence', 'token' or 'span', got {self.type!r}")
+        if self.pooling not in ("mean", "cls"):
+            raise XLTError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        check_fields(self, "head")
+        check_range("head", "dropout", self.dropout, 0.0, 1.0)
         if self.type == "span":
             self.num_labels = 2
         if self.labels is not None:
@@ -40,14 +45,18 @@ class HeadConfig:
                     raise XLTError(f"head has {len(self.labels)} labels but num_labels={self.num_labels}")
         if self.num_labels < 1:
             raise XLTError(f"num_labels must be >= 1, got {self.num_labels}")
-        if self.pooling not in ("mean", "cls"):
-            raise XLTError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
+        if not isinstance(data, dict):
+            raise XLTError(f"a head config must be a dict of options, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise XLTError(f"unknown head option(s) {unknown} (allowed: {sorted(known)})")
         return cls(**data)
 
     @property

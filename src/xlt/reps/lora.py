@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
-from xlt.reps.base import RepBody, RepConfig
+from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
 from xlt.reps.registry import register_kind
 
@@ -32,8 +32,11 @@ class LoRAConfig(RepConfig):
     seed: int = 42
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.rank < 1:
             raise XLTError(f"LoRA rank must be >= 1, got {self.rank}")
+        check_range("lora", "dropout", self.dropout, 0.0, 1.0)
+        check_seed("lora", self.seed)
 
     @property
     def scaling(self) -> float:

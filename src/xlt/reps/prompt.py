@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
-from xlt.reps.base import RepBody, RepConfig
+from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
 from xlt.reps.registry import register_kind
 
@@ -37,10 +37,13 @@ class PromptConfig(RepConfig):
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise XLTError(f"num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}")
         if self.init not in ("text", "vocab", "random"):
             raise XLTError(f"prompt init must be 'text', 'vocab' or 'random', got {self.init!r}")
+        super().__post_init__()
+        if self.num_virtual_tokens < 1:
+            raise XLTError(f"num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}")
+        check_range("prompt", "init_std", self.init_std, 0.0, low_open=True)
+        check_seed("prompt", self.seed)
 
 
 class SoftPrompt(RepBody):

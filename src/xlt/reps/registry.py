@@ -36,9 +36,9 @@ def register_kind(name: str, config_cls: type[RepConfig], build: Builder, aliase
 
 
 def get_kind(name: str) -> Kind:
-    canonical = _ALIASES.get(name)
+    canonical = _ALIASES.get(name) if isinstance(name, str) else None
     if canonical is None:
-        raise XLTError(f"unknown representation kind '{name}' (known: {', '.join(sorted(_ALIASES))})")
+        raise XLTError(f"unknown representation kind {name!r} (known: {', '.join(sorted(_ALIASES))})")
     return _KINDS[canonical]
 
 
