@@ -89,16 +89,18 @@ def convert_e5(out: Path | None = None) -> None:
 
 
 def inspect(path: Path) -> None:
-    """Print a saved representation's format and config (xlt, PEFT prompt or AdapterHub directory).
+    """Print a saved representation's format and config (xlt, PEFT prompt or AdapterHub directory), after
+    checking that its config parses and its weights file is present and complete.
 
     Args:
         path: the representation's directory.
     """
-    from xlt.formats.interop import FOREIGN_CONFIG_NAME, detect_format, read_json
+    from xlt.formats.interop import FOREIGN_CONFIG_NAME, check_weights, detect_format, read_json
     from xlt.formats.native import read_rep_config
 
     fmt = detect_format(path)
     data = read_rep_config(path) if fmt == "xlt" else read_json(Path(path) / FOREIGN_CONFIG_NAME)
+    check_weights(path)  # a config beside missing or truncated weights is no usable rep
     print(json.dumps({"format": fmt, "config": data}, indent=2, ensure_ascii=False))
 
 
