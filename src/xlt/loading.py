@@ -9,6 +9,15 @@ def load_model(name: str, threads: int | None = None, device: str | None = None)
     """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory."""
     import torch
 
+    from xlt.errors import XLTError
+
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise XLTError(f"threads must be a positive integer, got {threads!r} (or leave it unset for torch's choice)")
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise XLTError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'") from None
     if threads:
         torch.set_num_threads(threads)
     if name == "e5":

@@ -406,3 +406,10 @@ def test_nan_weights_are_refused(saved, tmp_path, gpt2):
     rep = copy_rep(saved, tmp_path / "rep")
     save_file({"body.embedding": torch.full((4, 32), float("nan"))}, str(rep / "rep.safetensors"))
     raises(FormatError, lambda: gpt2.load_rep(rep, name="nan/prompt"), "NaN or inf", "re-save")
+
+
+def test_load_model_refuses_bad_threads_and_devices():
+    from xlt.loading import load_model
+
+    raises(XLTError, lambda: load_model("e5", threads=-1), "threads must be a positive integer", "leave it unset")
+    raises(XLTError, lambda: load_model("e5", device="gpu7"), "not a torch device", "'cuda:N'")
