@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,7 +26,19 @@ class Language:
 _REGISTRY: dict[str, Language] = {}
 
 
+# A code becomes part of file names (``data/test/{language}.jsonl``, ``reps/language/sk-prompt``): one path
+# segment, as ``xlt.paths.NAME`` allows, so that no code climbs out of a directory (``..``, ``/``).
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
+
+
 def register_language(language: Language, *, replace: bool = False) -> None:
+    if not isinstance(language.code, str) or not CODE.fullmatch(language.code):
+        raise XLTError(
+            f"language code {language.code!r} is not valid: use up to 64 letters, digits, '_' and '-' "
+            "(e.g. 'sk' or 'sr-Latn'); it becomes part of file names"
+        )
+    if not isinstance(language.name, str) or not language.name.strip():
+        raise XLTError(f"language '{language.code}' needs a name (its English name, e.g. 'Slovak')")
     if language.code in _REGISTRY and not replace:
         raise XLTError(f"language '{language.code}' is already registered (pass replace=True to redefine it)")
     _REGISTRY[language.code] = language

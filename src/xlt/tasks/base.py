@@ -3,11 +3,13 @@ target, or a head and labels), how an answer is parsed, and how predictions are 
 
 from __future__ import annotations
 
+import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from xlt.errors import XLTError
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.classification import Example
 
@@ -44,3 +46,21 @@ class Task(ABC):
     @abstractmethod
     def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
         """The task's metrics (the first one is the headline metric)."""
+
+
+def check_template(template: str, error: type[XLTError] = XLTError) -> str:
+    """``template`` if its only placeholder is a plain ``{text}`` (literal braces doubled, as ``str.format``
+    wants); otherwise one error. Anything else would fail mid-training (``{txt}``) or reach into the text
+    object (``{text.__class__}``, ``{text[0]}``)."""
+    if not isinstance(template, str):
+        raise error(f"template must be a string with a {{text}} placeholder, got {template!r}")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # a lone brace
+        raise error(f"template {template!r} is malformed ({exc}); write a literal brace as {{{{ or }}}}") from None
+    others = sorted({"{" + name + "}" for name, spec, conv in fields if name != "text" or spec or conv})
+    if others:
+        raise error(f"template {template!r} has the placeholder(s) {', '.join(others)}; only {{text}} is filled")
+    if not fields:
+        raise error(f"template {template!r} has no {{text}} placeholder; add one")
+    return template

@@ -1,14 +1,18 @@
 """Text classification data: local JSONL / CSV / TSV files of (text, label) rows; labels from the data or
-declared, and a row with an undeclared label is an error naming the file, line and label."""
+declared. Every problem is one error naming the file, the line and the fix: bytes that are not UTF-8, a line
+that is no JSON object, a missing or empty field, a label of the wrong type, a row with the wrong number of
+columns, an empty file, a label outside the task's labels."""
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlt.errors import XLTError
+from xlt.tasks.files import utf8_lines
 
 
 class TaskDataError(XLTError):
@@ -21,38 +25,124 @@ class Example:
     label: str
 
 
+Record = tuple[int, dict[str, object]]  # (line number, the row's fields)
+
+
 def load_examples(path: str | Path, text_field: str = "text", label_field: str = "label") -> list[Example]:
     path = Path(path)
     if not path.is_file():
         raise TaskDataError(f"task file {path} does not exist")
-    rows: list[tuple[int, dict[str, object]]] = []
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TaskDataError(f"{path}:{number} is not a JSON line ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise TaskDataError(f"{path}:{number} is not a JSON object")
-                rows.append((number, record))
+        records = _jsonl_records(path)
     elif path.suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ",")
-            rows = [(number, dict(record)) for number, record in enumerate(reader, 2)]
+        records = _csv_records(path, text_field, label_field)
     else:
         raise TaskDataError(f"task file {path} must be .jsonl, .csv or .tsv")
-    examples = []
-    for number, record in rows:
-        text, label = record.get(text_field), record.get(label_field)
-        if not isinstance(text, str) or label is None:
-            raise TaskDataError(f"{path}:{number} lacks '{text_field}' or '{label_field}' (set text_field/label_field)")
-        examples.append(Example(text, str(label)))
+    examples = [_example(path, number, record, text_field, label_field) for number, record in records]
     if not examples:
-        raise TaskDataError(f"task file {path} holds no examples")
+        raise TaskDataError(f"task file {path} holds no examples (give it at least one row with a text and a label)")
     return examples
+
+
+def _jsonl_records(path: Path) -> Iterator[Record]:
+    for number, line in utf8_lines(path, TaskDataError):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskDataError(
+                f"{path}:{number} is not a JSON line ({exc.msg}); write one JSON object per line"
+            ) from None
+        if not isinstance(record, dict):
+            raise TaskDataError(
+                f"{path}:{number} is not a JSON object but {_kind(record)}; write one object per line, "
+                'e.g. {"text": ..., "label": ...}'
+            )
+        yield number, record
+
+
+def _csv_records(path: Path, text_field: str, label_field: str) -> Iterator[Record]:
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    reader = csv.reader((line for _, line in utf8_lines(path, TaskDataError)), delimiter=delimiter)
+    header: list[str] | None = None
+    header_line = start = 1
+    checked = False
+    try:
+        for row in reader:
+            # A record may span lines (a quoted newline): it starts after the previous one ended.
+            number, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header, header_line = row, number
+                continue
+            if not checked:
+                _check_header(path, header, header_line, number, text_field, label_field)
+                checked = True
+            _check_width(path, number, row, header, text_field, label_field, delimiter)
+            yield number, dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise TaskDataError(
+            f"{path}:{reader.line_num} is not valid {path.suffix[1:].upper()} ({exc}); check its quoting"
+        ) from None
+    if header is not None and not checked:
+        _check_header(path, header, header_line, header_line, text_field, label_field)
+
+
+def _check_header(
+    path: Path, header: list[str], header_line: int, number: int, text_field: str, label_field: str
+) -> None:
+    missing = [name for name in (text_field, label_field) if name not in header]
+    if missing:
+        raise TaskDataError(
+            f"{path}:{number} lacks '{text_field}' or '{label_field}': the header (line {header_line}) has no "
+            f"column {', '.join(repr(m) for m in missing)} (columns: {', '.join(header)}; rename the columns or "
+            "set text_field/label_field)"
+        )
+
+
+def _check_width(
+    path: Path, number: int, row: list[str], header: list[str], text_field: str, label_field: str, delimiter: str
+) -> None:
+    if len(row) < len(header):
+        raise TaskDataError(
+            f"{path}:{number} lacks '{text_field}' or '{label_field}': it has {len(row)} field(s), the header "
+            f"{len(header)} (complete the row or remove it)"
+        )
+    if len(row) > len(header):
+        raise TaskDataError(
+            f"{path}:{number} has {len(row)} fields, the header {len(header)}: a text holding {delimiter!r} "
+            'must be quoted ("...")'
+        )
+
+
+def _example(path: Path, number: int, record: dict[str, object], text_field: str, label_field: str) -> Example:
+    where = f"{path}:{number}"
+    lacks = f"{where} lacks '{text_field}' or '{label_field}'"
+    for name in (text_field, label_field):
+        if record.get(name) is None:
+            fields = ", ".join(str(k) for k in record) or "none"
+            raise TaskDataError(f"{lacks}: no value for '{name}' (its fields: {fields}; set text_field/label_field)")
+    text, label = record[text_field], record[label_field]
+    if not isinstance(text, str):
+        raise TaskDataError(f"{lacks}: '{text_field}' is {_kind(text)}, not a string (write the text as a string)")
+    if not text.strip():
+        raise TaskDataError(f"{where}: '{text_field}' is empty (fill in the text or remove the row)")
+    # A label is text; an integer (0/1 labels) is read as its digits. A float, bool, list or object is refused:
+    # 1.0 would become "1.0" and never match a declared label 1, and True would become "True".
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        raise TaskDataError(f"{where}: '{label_field}' is {_kind(label)}; write the label as a string or an integer")
+    if not str(label).strip():
+        raise TaskDataError(f"{where}: '{label_field}' is empty (give the row its label or remove it)")
+    return Example(text, str(label))
+
+
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "an object", str: "a string"}
+
+
+def _kind(value: object) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 @dataclass
@@ -60,6 +150,7 @@ class ClassificationData:
     labels: list[str]
     train: list[Example]
     dev: list[Example]
+    warnings: list[str] = field(default_factory=list)  # problems that do not stop training, for its record
 
     @classmethod
     def from_files(
@@ -72,17 +163,51 @@ class ClassificationData:
     ) -> ClassificationData:
         train_rows = load_examples(train, text_field, label_field)
         dev_rows = load_examples(dev, text_field, label_field)
-        if labels is None:
-            labels = sorted({e.label for e in train_rows})
-        labels = [str(label) for label in labels]  # rows' labels are read as text (a YAML 0/1 is an int)
-        known = set(labels)
-        for name, rows in (("train", train_rows), ("dev", dev_rows)):
-            unknown = sorted({e.label for e in rows} - known)
+        declared = labels is not None
+        labels = _label_list(labels) if labels is not None else sorted({e.label for e in train_rows})
+        for name, path, rows in (("train", train, train_rows), ("dev", dev, dev_rows)):
+            unknown = sorted({e.label for e in rows} - set(labels))
             if unknown:
                 raise TaskDataError(
-                    f"{name} file {train if name == 'train' else dev} has labels {unknown[:5]} outside the task's "
-                    f"labels {labels} (fix the data or declare them in labels=)"
+                    f"{name} file {path} has labels {unknown[:5]} outside the task's labels {labels} "
+                    "(fix the data or declare them in labels=)"
                 )
         if len(labels) < 2:
-            raise TaskDataError(f"a classification task needs at least 2 labels, got {labels}")
-        return cls(list(labels), train_rows, dev_rows)
+            where = "the declared labels" if declared else f"train file {train}"
+            raise TaskDataError(
+                f"a classification task needs at least 2 labels, {where} give {labels} "
+                "(add examples of another label, or declare labels=)"
+            )
+        return cls(list(labels), train_rows, dev_rows, _untrained(labels, train, train_rows, dev, dev_rows))
+
+
+def _label_list(labels: list[str]) -> list[str]:
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
+        raise TaskDataError(f"labels must be a list of label names, got {labels!r}")
+    out = [str(label) for label in labels]  # rows' labels are read as text (a YAML 0/1 is an int)
+    repeated = sorted({label for label in out if out.count(label) > 1})
+    if repeated:
+        raise TaskDataError(f"labels {out} name {repeated} more than once; list each label once")
+    if any(not label.strip() for label in out):
+        raise TaskDataError(f"labels {out} hold an empty label; remove it")
+    return out
+
+
+def _untrained(
+    labels: list[str], train: str | Path, train_rows: list[Example], dev: str | Path, dev_rows: list[Example]
+) -> list[str]:
+    """Declared labels that no training example has: the representation never learns them, so the dev
+    examples that carry them are always wrong (dev accuracy, hence the best checkpoint, is skewed)."""
+    trained = {e.label for e in train_rows}
+    warnings = []
+    in_dev = sorted({e.label for e in dev_rows} - trained)
+    if in_dev:
+        count = sum(e.label in in_dev for e in dev_rows)
+        warnings.append(
+            f"dev file {dev}: {count} example(s) have label(s) {in_dev[:5]} that no example of train file {train} "
+            "has; they are scored wrong (add training examples of them, or drop them from dev)"
+        )
+    never = sorted(set(labels) - trained - set(in_dev))
+    if never:
+        warnings.append(f"declared label(s) {never[:5]} occur in no example of train file {train}")
+    return warnings

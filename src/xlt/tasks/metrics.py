@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from xlt.errors import XLTError
 
@@ -28,3 +30,30 @@ def classification_metrics(predictions: Sequence[str | None], references: Sequen
         recall = tp / actual if actual else 0.0
         f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
     return {"accuracy": correct / len(references), "macro_f1": sum(f1s) / len(f1s)}
+
+
+@dataclass(frozen=True)
+class UnseenLabels:
+    """Gold labels a task representation was never trained on: it cannot predict them, so every example that
+    carries one is scored wrong whatever the representation does."""
+
+    count: int  # test examples whose gold label is unseen
+    labels: list[str]  # the unseen labels, sorted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "labels": list(self.labels)}
+
+    def message(self, where: str) -> str:
+        """One line for a log or a report, e.g. ``where`` = the test file or the cell."""
+        return (
+            f"{where}: {self.count} example(s) have label(s) {self.labels[:5]} the task representation was not "
+            "trained on; they are scored wrong"
+        )
+
+
+def unseen_labels(trained: Iterable[str], gold: Iterable[str]) -> UnseenLabels:
+    """The gold (test) labels outside ``trained`` (the labels the representation was trained with: its head's
+    labels, or the task's labels in the source language), as a count of examples and a sorted label list."""
+    known = {str(label) for label in trained}
+    missing = [label for label in gold if label not in known]
+    return UnseenLabels(len(missing), sorted(set(missing)))

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from xlt.reps.heads import HeadConfig
-from xlt.tasks.base import Split, Task
+from xlt.tasks.base import Split, Task, check_template
 from xlt.tasks.classification import Example, TaskDataError, load_examples
+from xlt.tasks.files import check_pattern, fill_language
 from xlt.tasks.metrics import classification_metrics
 
 
@@ -33,16 +34,19 @@ class TextClassificationTask(Task):
         label_field: str = "label",
         pooling: Literal["mean", "cls"] = "mean",
     ) -> None:
-        if "{text}" not in template:
-            raise TaskDataError(f"task '{name}': template {template!r} has no {{text}} placeholder; add one")
-        self.name, self.template, self.init_text = name, template, init_text
+        self.name, self.template, self.init_text = name, _checked(name, template), init_text
         self.files = {"train": str(train), "dev": str(dev), "test": str(test)}
+        for split, pattern in self.files.items():
+            try:
+                check_pattern(pattern, TaskDataError)
+            except TaskDataError as exc:
+                raise TaskDataError(f"task '{name}' {split}: {exc}") from None
         self.declared = [str(label) for label in labels] if labels is not None else None
         self.text_field, self.label_field, self.pooling = text_field, label_field, pooling
         self._labels: dict[str, list[str]] = {}
 
     def path(self, language: str, split: Split) -> Path:
-        return Path(self.files[split].replace("{language}", language))
+        return fill_language(self.files[split], language, TaskDataError)
 
     def examples(self, language: str, split: Split) -> list[Example]:
         return load_examples(self.path(language, split), self.text_field, self.label_field)
@@ -64,3 +68,10 @@ class TextClassificationTask(Task):
 
     def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
         return classification_metrics(predictions, references)
+
+
+def _checked(name: str, template: str) -> str:
+    try:
+        return check_template(template, TaskDataError)
+    except TaskDataError as exc:
+        raise TaskDataError(f"task '{name}': {exc}") from None

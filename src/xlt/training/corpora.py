@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xlt.errors import XLTError
+from xlt.tasks.files import utf8_lines
 
 Split = Literal["train", "validation"]
 
@@ -40,10 +41,19 @@ class CorpusConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if isinstance(self.files, (str, Path)):  # a lone path would be read as a list of one-letter names
+            raise CorpusError(f"files must be a list of paths, got the single string {str(self.files)!r}; write [...]")
         if bool(self.dataset) == bool(self.files):
             raise CorpusError("a corpus needs exactly one of dataset= (a Hugging Face name) or files= (local paths)")
         if not 0 < self.validation_fraction < 1:
             raise CorpusError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+
+
+def describe(config: CorpusConfig) -> str:
+    """The corpus as a user named it, for messages: the dataset (and subset) or the files."""
+    if config.dataset:
+        return f"dataset {config.dataset}" + (f" ({config.subset})" if config.subset else "")
+    return "corpus " + ", ".join(str(f) for f in config.files)
 
 
 def in_validation(text: str, fraction: float, seed: int) -> bool:
@@ -58,24 +68,25 @@ def _local_documents(paths: list[str], text_field: str) -> Iterator[str]:
             raise CorpusError(f"corpus file {path} does not exist (give a path to a .txt or .jsonl file)")
         if path.suffix not in (".txt", ".jsonl"):
             raise CorpusError(f"corpus file {path} is neither .txt nor .jsonl (convert it, one document per line)")
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                if path.suffix == ".txt":
-                    yield line
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(
-                        f"{path}:{number} is not a JSON line ({exc.msg}); one JSON object per line"
-                    ) from exc
-                if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                    raise CorpusError(f"{path}:{number} has no string field '{text_field}' (set text_field=)")
-                if record[text_field].strip():  # an empty text is no document (as in .txt and datasets)
-                    yield record[text_field]
+        for number, line in utf8_lines(path, CorpusError):
+            line = line.strip()
+            if not line:
+                continue
+            if path.suffix == ".txt":
+                yield line
+            elif text := _jsonl_text(path, number, line, text_field):  # an empty text is no document
+                yield text
+
+
+def _jsonl_text(path: Path, number: int, line: str, text_field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}:{number} is not a JSON line ({exc.msg}); one JSON object per line") from None
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        raise CorpusError(f"{path}:{number} has no string field '{text_field}' (set text_field=)")
+    text: str = record[text_field]
+    return text if text.strip() else ""
 
 
 def _hub_documents(config: CorpusConfig) -> Iterator[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlt.training.corpora import CorpusConfig, CorpusError, documents, pack
+from xlt.training.corpora import CorpusConfig, CorpusError, describe, documents, pack
 
 Collate = Callable[[Sequence[Any], np.random.Generator], dict[str, torch.Tensor]]
 
@@ -47,6 +47,13 @@ class SegmentSource:
         ids = (self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts)
         return pack(ids, self.length, self.separator)
 
+    def describe(self) -> str:
+        return describe(self.corpus)
+
+    def count(self, split: str, limit: int) -> int:
+        """Packed segments of ``split``, counted up to ``limit`` (a whole pass over a large corpus is costly)."""
+        return sum(1 for _, _ in zip(range(limit), self._packed(split), strict=False))
+
     def train(self) -> Iterator[list[int]]:
         for epoch in count():
             produced = 0
@@ -57,7 +64,7 @@ class SegmentSource:
                 yield segment
             if produced == 0:
                 raise CorpusError(
-                    f"the training split holds less than one segment of {self.length} tokens "
+                    f"{self.describe()}: the training split holds less than one segment of {self.length} tokens "
                     "(give more text or a shorter max_length)"
                 )
 
