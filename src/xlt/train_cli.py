@@ -52,6 +52,17 @@ def parser_for(verb: str, argv: list[str]) -> ArgumentParser:
     return parser
 
 
+def _check(verb: str, run: object) -> None:
+    if verb == "train-language":
+        from xlt.training.language import check_language_run
+
+        check_language_run(run)  # type: ignore[arg-type]
+    elif verb == "train-task":
+        from xlt.training.task import check_task_run
+
+        check_task_run(run)  # type: ignore[arg-type]
+
+
 def main(verb: str, argv: list[str]) -> None:
     parser = parser_for(verb, argv)
     cfg = parser.parse_args(argv)
@@ -60,6 +71,7 @@ def main(verb: str, argv: list[str]) -> None:
     run = RUNS[verb][0](**{name: init[name] for name in fields})
     if getattr(run, "kind", None) == "prompt":
         run.rep = {**preset(cfg.preset, RUNS[verb][1] or "language")["prompt"], **run.rep}  # type: ignore[arg-type]
+    _check(verb, run)  # before the model loads: a bad language or template is refused in a second
     model = load_model(cfg.model)
     from xlt.formats.interop import import_rep
 

@@ -10,14 +10,15 @@ from typing import Any, Literal
 import torch
 
 from xlt.errors import XLTError
+from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig, RepConfig
-from xlt.training.corpora import CorpusConfig, check_corpus
+from xlt.training.corpora import CorpusConfig, check_corpus, describe
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
-from xlt.training.loop import TrainConfig, TrainingModule, train
+from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
 from xlt.training.run import claim_output_dir, finish
 
 Kind = Literal["prompt", "bottleneck", "lora"]
@@ -60,8 +61,7 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
 
     The trained rep stays in the model's bank under its name.
     """
-    if run.kind not in CONFIGS:
-        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    check_language_run(run)
     out = Path(run.output_dir)
     rep_dir = out / "rep"
     name = f"{run.language}/{run.kind}"
@@ -79,13 +79,30 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         return rep_dir
     if name in model.reps:
         model.remove(name)
-    rep = model.add_language(run.language, config)
     source = SegmentSource(run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed)
-    result = _train_lm(
-        model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
-    )
-    finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **result.to_dict()})
+    with discarded_on_failure(model, name):
+        rep = model.add_language(run.language, config)
+        record = _train_lm(
+            model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
+        )
+        finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **record})
     return rep_dir
+
+
+def check_language_run(run: LanguageRun) -> None:
+    """Refuse what no training could fix, before the model is touched: an unknown language code (the
+    registry's error lists the known ones; the matrix would refuse the representation later), an unknown kind."""
+    get_language(run.language)
+    if run.kind not in CONFIGS:
+        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    check_validation_segments(run.validation_segments)
+
+
+def check_validation_segments(count: int) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise XLTError(
+            f"validation_segments must be an integer >= 1, got {count!r} (to skip evaluation set train.eval_every 0)"
+        )
 
 
 def _train_lm(
@@ -99,15 +116,20 @@ def _train_lm(
     validation_segments: int,
     out: Path,
     log: Any,
-) -> Any:
+) -> dict[str, Any]:
     """The language-modelling run shared by language representations and the LM head: batches from the
-    packed training split, validation loss on fixed segments, the best weights kept."""
+    packed training split, validation loss on fixed segments, the best weights kept. Returns the run's record
+    for result.json (with the validation segments evaluation used, and the warnings)."""
     micro = config.batch_size // config.gradient_accumulation
     batches = micro_batches(source.train, objective.collate, micro, config.seed)
-    validation = fixed_batches(source.validation(validation_segments), objective.collate, micro, config.seed)
+    segments = source.validation(validation_segments)
+    warnings = validation_warnings(source, len(segments), validation_segments, config)
+    for warning in warnings:
+        log(f"warning: {warning}")
+    validation = fixed_batches(segments, objective.collate, micro, config.seed)
     extra = {"lm_head": head} if head is not None else None
     scorer = TrainingModule(model, objective.loss, extra)
-    return train(
+    result = train(
         config=config,
         model=model,
         trainable=trainable,
@@ -120,6 +142,34 @@ def _train_lm(
         extra=extra,
         log=log,
     )
+    result.warnings = [*warnings, *result.warnings]
+    return {**result.to_dict(), "validation_segments": len(segments)}
+
+
+# Training segments counted for a warning at most: enough to tell a small corpus from a large one.
+COUNT_LIMIT = 10_000
+
+
+def validation_warnings(source: SegmentSource, held: int, asked: int, config: TrainConfig) -> list[str]:
+    """A line saying what an empty validation split takes from a run that asks for evaluation or early
+    stopping (none otherwise). A split short of ``asked`` but not empty still evaluates, on the segments
+    recorded in result.json's ``validation_segments``.
+
+    A warning, not an error: a corpus too small to hold out text still trains a usable representation (the last
+    weights), and the fast preset asks for early stopping by default, so a refusal would block every small
+    corpus whether or not its user asked for early stopping."""
+    if held or not (config.eval_every or config.early_stopping_patience):
+        return []
+    trained = source.count("train", COUNT_LIMIT)
+    skipped = [f"evaluation every {config.eval_every} steps"] if config.eval_every else []
+    if config.early_stopping_patience:
+        skipped.append(f"early stopping (patience {config.early_stopping_patience})")
+    return [
+        f"{source.describe()}: the validation split holds 0 segments of {source.length} tokens (the corpus packs "
+        f"into {trained if trained < COUNT_LIMIT else f'{COUNT_LIMIT}+'} training segments; validation needs at "
+        f"least 1, {asked} asked for), so {' and '.join(skipped)} are skipped and the last weights are kept (give "
+        "more text or raise validation_fraction)"
+    ]
 
 
 def _lm_head(model: XLTModel, path: Path | None) -> MaskedLMHead | None:
@@ -176,6 +226,7 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
         raise XLTError(f"{model.host.name} models predict tokens with their own LM head; only encoders need one")
     if not run.corpora:
         raise XLTError("an LM head needs at least one corpus (corpora=[...])")
+    check_validation_segments(run.validation_segments)
     out = Path(run.output_dir)
     head_dir = out / "head"
     embeddings = model.host.input_embeddings(model.base)
@@ -209,13 +260,16 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
             ids = (tok(text, add_special_tokens=False)["input_ids"] for text in _interleave(run.corpora, split))
             return pack(ids, self.length, self.separator)
 
+        def describe(self) -> str:
+            return "the pooled corpora (" + "; ".join(describe(c) for c in run.corpora) + ")"
+
     source = Pooled(run.corpora[0], tok, objective.segment_length, objective.separator, seed)
-    result = _train_lm(
+    record = _train_lm(
         model, objective, source, {"lm_head": head}, "lm_head", head, run.train, run.validation_segments, out, log
     )
     finish(
         out,
-        lambda: head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": result.steps}),
-        {"objective": "masked_lm_head", "vocab": len(head.vocab_ids), **result.to_dict()},
+        lambda: head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": record["steps"]}),
+        {"objective": "masked_lm_head", "vocab": len(head.vocab_ids), **record},
     )
     return head_dir

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +100,23 @@ class TrainConfig:
             raise XLTError(
                 f"batch_size {self.batch_size} is not divisible by gradient_accumulation {self.gradient_accumulation}"
             )
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        # Each of these would otherwise fail mid-run (log_every 0: a division by zero at the first step) or be
+        # silently ignored (a negative patience stops at the first evaluation, a negative lr ascends the loss).
+        if self.log_every < 1:
+            raise XLTError(f"log_every must be >= 1, got {self.log_every}")
+        for name in ("eval_every", "checkpoint_every", "warmup_steps", "early_stopping_patience"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise XLTError(f"{name} must be >= 0, got {value} (0 disables it)")
+        for name in ("lr", "head_lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise XLTError(f"{name} must be > 0 (or unset for the default), got {value}")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise XLTError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclass
@@ -110,6 +128,7 @@ class TrainResult:
     seconds: float = 0.0
     tokens: int = 0
     stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)  # what the run could not do as asked, for result.json
 
     @property
     def tokens_per_second(self) -> float:
@@ -141,6 +160,18 @@ def _load_trainable(modules: dict[str, nn.Module], state: dict[str, torch.Tensor
     for name, module in modules.items():
         prefix = f"{name}::"
         module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+@contextmanager
+def discarded_on_failure(model: Any, name: str) -> Iterator[None]:
+    """A representation added to the bank for a run leaves it again if the run fails (bad data mid-corpus, a
+    NaN loss, an interrupt): its untrained weights must not be found under its name and used as if trained."""
+    try:
+        yield
+    except BaseException:
+        if name in model.reps:
+            model.remove(name)
+        raise
 
 
 def better(metric: str, new: float, old: float | None) -> bool:

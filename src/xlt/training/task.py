@@ -20,8 +20,9 @@ from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, ProbeConfig, PromptConfig, RepConfig
 from xlt.reps.base import Representation
+from xlt.tasks.base import check_template
 from xlt.tasks.classification import ClassificationData, Example
-from xlt.training.loop import TrainConfig, train
+from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
 from xlt.training.objectives import pad
 from xlt.training.presets import TASK_INIT_TEXTS
 from xlt.training.run import claim_output_dir, finish
@@ -172,20 +173,21 @@ def rep_identity(rep: Representation) -> dict[str, Any]:
     return {"name": rep.name, "kind": rep.kind, "config": rep.config.to_dict(), "weights": digest.hexdigest()}
 
 
-def _language_name(code: str) -> str:
-    try:
-        return get_language(code).name
-    except XLTError:
-        return code
+def check_task_run(run: TaskRun) -> None:
+    """Refuse what no training could fix, before any file is read: an unknown kind, an unknown source language
+    (the registry's error lists the known ones), a template that is not a plain ``{text}`` one."""
+    if run.kind not in CONFIGS:
+        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    get_language(run.source_language)
+    check_template(run.template)
 
 
 def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model."""
-    from xlt.training.data import micro_batches
-
-    if run.kind not in CONFIGS:
-        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    check_task_run(run)
     data = ClassificationData.from_files(run.train_file, run.dev_file, run.labels, run.text_field, run.label_field)
+    for warning in data.warnings:
+        log(f"warning: {warning}")
     if run.language_rep is not None:
         model.rep(run.language_rep)  # a clear error if it is not loaded
     out = Path(run.output_dir)
@@ -201,9 +203,18 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
         return rep_dir
     if name in model.reps:
         model.remove(name)
+    with discarded_on_failure(model, name):
+        rep = _add_task_rep(model, run, data.labels, name)
+        result = _fit(model, run, data, name, rep, out, log)
+        result.warnings = [*data.warnings, *result.warnings]
+        finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
+    return rep_dir
+
+
+def _add_task_rep(model: XLTModel, run: TaskRun, labels: list[str], name: str) -> Representation:
     head = None
     if model.host.supports_heads:
-        head = HeadConfig("sequence", num_labels=len(data.labels), labels=data.labels, pooling=run.pooling)
+        head = HeadConfig("sequence", num_labels=len(labels), labels=labels, pooling=run.pooling)
     options = dict(run.rep)
     if run.kind == "probe" and head is None:
         raise XLTError(f"{model.host.name} models take no head, so there is no probe to train (use another kind)")
@@ -214,13 +225,20 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     # global RNG holds; a prompt's init text names the source language.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.train.seed)
-        rep = model.add_task(
+        return model.add_task(
             run.task,
             CONFIGS[run.kind].from_dict(options),
             head=head,
             name=name,
-            language_name=_language_name(run.source_language),
+            language_name=get_language(run.source_language).name,
         )
+
+
+def _fit(
+    model: XLTModel, run: TaskRun, data: ClassificationData, name: str, rep: Representation, out: Path, log: Any
+) -> TrainResult:
+    from xlt.training.data import micro_batches
+
     plan = Plan.of(language=run.language_rep, task=name)
     fmt = TaskFormat(model, data.labels, run.template, run.max_length)
 
@@ -231,7 +249,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     micro = run.train.batch_size // run.train.gradient_accumulation
     batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
     trainable: dict[str, nn.Module] = {name: rep}
-    result = train(
+    return train(
         config=run.train,
         model=model,
         trainable=trainable,
@@ -243,5 +261,3 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
         metric="accuracy",
         log=log,
     )
-    finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
-    return rep_dir
