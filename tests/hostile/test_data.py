@@ -316,3 +316,39 @@ def test_a_bad_corpus_and_a_bad_test_file_fail_their_cells_only(tmp_path):
     one_line(rows[("sk", "SLP+TA")]["error"], f"{corpus}:5", "byte 0xfe", "re-save the file as UTF-8")
     for configuration in ("TA", "SLP+TA"):
         one_line(rows[("de", configuration)]["error"], f"{test}:3", "byte 0xc3", "UTF-8")
+
+
+# ---- damaged training state --------------------------------------------------------------------------------
+
+
+def test_a_damaged_checkpoint_is_one_error_and_leaves_no_untrained_rep(tmp_path):
+    corpus = th.lm_corpus(tmp_path / "sk.txt", documents=40)
+    run = LanguageRun(
+        language="sk",
+        kind="prompt",
+        corpus=CorpusConfig(files=[str(corpus)], validation_fraction=0.2),
+        output_dir=tmp_path / "run",
+        rep=th.rep_options("prompt"),
+        objective=ObjectiveConfig(max_length=16),
+        train=th.quick(steps=2, checkpoint_every=1, eval_every=0),
+    )
+    train_language(th.model("gpt2"), run, log=th.silent)
+    (tmp_path / "run" / "result.json").unlink()  # unfinished: the next run resumes from the checkpoint
+    (tmp_path / "run" / "checkpoint" / "trainer.json").write_text('{"step": ')
+    model = th.model("gpt2")
+    with pytest.raises(XLTError) as excinfo:
+        train_language(model, run, log=th.silent)
+    one_line(excinfo.value, f"checkpoint {tmp_path / 'run' / 'checkpoint'} cannot be resumed", "delete it")
+    assert "sk/prompt" not in model.reps
+
+
+def test_a_damaged_lm_head_is_one_error_naming_its_file(tmp_path):
+    model = th.model("bert")
+    head = th.lm_head_dir(model, tmp_path / "head")
+    (head / "xlt_lm_head.json").write_bytes(b"\xff{")
+    corpus = th.lm_corpus(tmp_path / "sk.txt", documents=10)
+    run = LanguageRun("sk", "prompt", CorpusConfig(files=[str(corpus)]), tmp_path / "run", lm_head=head)
+    with pytest.raises(XLTError) as excinfo:
+        train_language(model, run, log=th.silent)
+    one_line(excinfo.value, str(head / "xlt_lm_head.json"), "train the LM head again")
+    assert not (tmp_path / "run").exists()

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -90,8 +91,31 @@ class MaskedLMHead(nn.Module):
                 f"{directory} is not an xlt LM head (it needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
                 "train one with `xlt train-lm-head`"
             )
-        data = json.loads(config_path.read_text())
+        data = _read_config(config_path)
         Fingerprint.from_dict(data["fingerprint"]).check_compatible(fingerprint, f"LM head {directory}")
-        head = cls(embeddings, data["vocab_ids"], data["layer_norm_eps"])
-        head.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        try:
+            head = cls(embeddings, data["vocab_ids"], data["layer_norm_eps"])
+            head.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FormatError(
+                f"LM head {directory} does not load ({reason[:200]}); train it again with `xlt train-lm-head`"
+            ) from None
         return head.to(embeddings.weight.device)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The head's JSON record, with the keys ``load`` reads; a damaged one is one error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path} is not JSON ({exc}); train the LM head again with `xlt train-lm-head`") from None
+    missing = [
+        key for key in ("fingerprint", "vocab_ids", "layer_norm_eps") if not isinstance(data, dict) or key not in data
+    ]
+    if missing or data.get("format") != "xlt-lm-head":
+        raise FormatError(
+            f"{path} is not an xlt LM head record (format {data.get('format') if isinstance(data, dict) else None!r},"
+            f" missing {missing}); train one with `xlt train-lm-head`"
+        )
+    return data

@@ -21,11 +21,12 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from xlt.errors import XLTError
+from xlt.errors import FormatError, XLTError
 from xlt.formats.atomic import atomic_directory
 from xlt.training.checkpoint import (
     load_optimizer_state,
@@ -246,16 +247,7 @@ def train(
     }
     best_weights: dict[str, torch.Tensor] | None = None
     if (checkpoint_dir / "trainer.json").is_file():
-        state = load_state(checkpoint_dir, "trainer")
-        _load_trainable(trainable, load_file(str(checkpoint_dir / "trainable.safetensors")))
-        if (checkpoint_dir / "best.safetensors").is_file():
-            best_weights = load_file(str(checkpoint_dir / "best.safetensors"))
-        load_optimizer_state(
-            optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-            load_state(checkpoint_dir, "optimizer"),
-        )
-        scheduler.load_state_dict(load_state(checkpoint_dir, "scheduler"))
-        restore_rng(load_state(checkpoint_dir, "rng"))
+        state, best_weights = _resume(checkpoint_dir, trainable, optimizer, scheduler)
         log(f"resuming from step {state['step']} ({checkpoint_dir})")
 
     step = int(state["step"])
@@ -351,6 +343,31 @@ def train(
     return TrainResult(
         step, state["best_step"], best, list(state["history"]), seconds, tokens_before + tokens, stopped_early
     )
+
+
+def _resume(
+    directory: Path, trainable: dict[str, nn.Module], optimizer: Any, scheduler: Any
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """The checkpoint's trainer state and best weights, its weights, optimiser, schedule and RNGs restored.
+    A checkpoint damaged on disk (edited, truncated, half copied) is one error saying how to start over."""
+    try:
+        state = load_state(directory, "trainer")
+        _load_trainable(trainable, load_file(str(directory / "trainable.safetensors")))
+        best = load_file(str(directory / "best.safetensors")) if (directory / "best.safetensors").is_file() else None
+        inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+        load_optimizer_state(inner, load_state(directory, "optimizer"))
+        scheduler.load_state_dict(load_state(directory, "scheduler"))
+        restore_rng(load_state(directory, "rng"))
+        int(state["step"])
+    except XLTError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FormatError(
+            f"checkpoint {directory} cannot be resumed ({type(exc).__name__}: {reason[:200]}); delete it to "
+            "restart this run from step 0"
+        ) from None
+    return state, best
 
 
 def _trackers(config: TrainConfig) -> list[str]:
