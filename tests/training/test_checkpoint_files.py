@@ -71,7 +71,7 @@ def test_checkpoint_holds_only_json_and_safetensors_and_resumes_without_pickle(t
     for name in names:
         if name.endswith(".json"):
             json.loads((checkpoint / name).read_text())  # plain JSON
-    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".xlt-tmp")]  # no temporary leftovers
     # resume (a longer run in the same directory) with every way to unpickle disabled
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)

@@ -12,9 +12,10 @@ import training_helpers as th
 
 import xlt.training.language as language_module
 import xlt.training.task as task_module
-from processes import dead_pid
+from processes import dead_pid, leftover, own
 from xlt import PromptConfig
 from xlt.errors import XLTError
+from xlt.formats.atomic import OWNER_MARK
 from xlt.training.corpora import CorpusConfig, CorpusError
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.lm import ObjectiveConfig
@@ -141,20 +142,20 @@ def test_an_error_during_training_leaves_a_resumable_run_and_no_half_written_fil
     monkeypatch.setattr(language_module, "train", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train_language(th.model("gpt2"), language_run(tmp_path, out), log=th.silent)
-    names = {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()} - {OWNER_MARK}
     assert names == {"run.json", "checkpoint"}  # no rep, no result, no temporary directory
     assert json.loads((out / "checkpoint" / "trainer.json").read_text())["step"] == 2
     monkeypatch.setattr(language_module, "train", real)
     lines: list[str] = []
     train_language(th.model("gpt2"), language_run(tmp_path, out), log=lines.append)
     assert any(line.startswith("resuming from step 2") for line in lines)
-    assert {p.name for p in out.iterdir()} == {"run.json", "checkpoint", "rep", "result.json"}
+    assert {p.name for p in out.iterdir()} == {OWNER_MARK, "run.json", "checkpoint", "rep", "result.json"}
 
 
 def test_a_claimed_run_that_never_started_may_be_taken_over(tmp_path):
     out = tmp_path / "run"
     assert claim_output_dir(out, {"run": {"lr": 1}}) is False
-    assert [p.name for p in out.iterdir()] == ["run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [OWNER_MARK, "run.json"]
     # e.g. the corpus failed after the claim: a corrected config may take the directory
     assert claim_output_dir(out, {"run": {"lr": 2}}) is False
     assert json.loads((out / "run.json").read_text())["config"] == {"run": {"lr": 2}}
@@ -202,12 +203,12 @@ def test_a_task_run_is_reused_with_the_same_language_rep_and_refused_with_anothe
 
 def test_temporaries_of_a_killed_claim_do_not_block_the_rerun(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
+    own(out)
     dead = dead_pid()
-    (out / f".run.json.tmp-{dead}").write_text("{")  # killed between creating and renaming run.json
-    (out / f".checkpoint.tmp-{dead}-abc").mkdir()  # killed inside an atomic directory save
+    leftover(out, "run.json", dead)  # killed between creating and renaming run.json
+    leftover(out, "checkpoint", dead, is_dir=True)  # killed inside an atomic directory save
     assert claim_output_dir(out, {"a": 1}) is False
-    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [OWNER_MARK, "run.json"]
 
 
 def test_temporaries_of_a_running_writer_are_kept_and_refused(tmp_path):
@@ -215,6 +216,6 @@ def test_temporaries_of_a_running_writer_are_kept_and_refused(tmp_path):
 
     out = tmp_path / "run"
     out.mkdir()
-    (out / f".run.json.tmp-{os.getppid()}").write_text("{")
+    leftover(out, "run.json", os.getppid())
     with pytest.raises(XLTError, match="not empty and holds no xlt run"):
         claim_output_dir(out, {"a": 1})

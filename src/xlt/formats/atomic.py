@@ -1,24 +1,42 @@
-"""Atomic writes of files and directories: a reader sees the old one or the complete new one, never a half."""
+"""Atomic writes of files and directories, and the rule that xlt only ever touches what it wrote.
+
+A reader sees the old file or directory or the complete new one, never a half. Every temporary is named
+``.xlt-tmp-PID-TOKEN-NAME`` (or ``.xlt-old-...`` for a directory moved aside), a name nobody else uses, and
+carries its writer's process id. A killed writer's temporaries are deleted only in directories xlt created
+(or adopted while empty) and marked with ``OWNER_MARK``; in any other directory they are left for the user.
+A directory is replaced only when it is an earlier save of the same kind holding nothing that the new save
+does not write; everything else is refused before anything is written.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from xlt.errors import FormatError
+from xlt.errors import FormatError, XLTError
+from xlt.paths import check_write
 
-# Temporaries of the writes below carry their writer's process id: ``.NAME.tmp-PID`` or ``.NAME.tmp-PID-XXXX``.
-_TEMPORARY = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-[^/]*)?$")
+OWNER_MARK = ".xlt-owned"
+_TEMPORARY = re.compile(r"^\.xlt-(?:tmp|old)-(\d+)-[0-9a-f]{8}-.+$")
 
 
 def is_temporary(path: Path) -> bool:
-    """Whether ``path`` is a temporary of the writes below (of a running writer or not)."""
+    """Whether ``path`` is one of xlt's temporaries (of a running writer or not)."""
     return _TEMPORARY.match(Path(path).name) is not None
+
+
+def is_private(path: Path) -> bool:
+    """Whether ``path`` is xlt's bookkeeping (a temporary or the owner mark), not content."""
+    return Path(path).name == OWNER_MARK or is_temporary(path)
+
+
+def temporary_name(path: Path, what: str = "tmp") -> Path:
+    return Path(path).with_name(f".xlt-{what}-{os.getpid()}-{secrets.token_hex(4)}-{Path(path).name}")
 
 
 def _running(pid: int) -> bool:
@@ -33,70 +51,143 @@ def _running(pid: int) -> bool:
     return True
 
 
+def owns(directory: Path) -> bool:
+    """Whether xlt created ``directory`` (or adopted it while it was empty) and marked it as its own."""
+    mark = Path(directory) / OWNER_MARK
+    return mark.is_file() and not mark.is_symlink()
+
+
+def _mark(directory: Path) -> None:
+    mark = check_write(Path(directory) / OWNER_MARK)
+    if not mark.exists():
+        mark.write_text("This directory was created by xlt; xlt may clean up its own temporaries here.\n")
+
+
+def _leftover(path: Path) -> bool:
+    """A temporary whose writer no longer runs (killed mid-write)."""
+    match = _TEMPORARY.match(Path(path).name)
+    return match is not None and not _running(int(match.group(1)))
+
+
+def contents(directory: Path) -> list[Path]:
+    """What ``directory`` holds apart from the owner mark and dead writers' temporaries (a running writer's
+    temporary counts: another process is writing there)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return [entry for entry in directory.iterdir() if entry.name != OWNER_MARK and not _leftover(entry)]
+
+
+def make_dir(directory: Path, *, adopt: bool = False) -> Path:
+    """Create ``directory`` and any missing parents, marking each one created as xlt's own.
+
+    An existing directory is left as it is; with ``adopt`` (a directory the user named as the output of a
+    command) an empty one is marked as xlt's own, since nothing of anyone's is in it."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise XLTError(f"{directory} is a file, not a directory; choose a directory path")
+    missing = []
+    for level in (directory, *directory.parents):
+        if level.exists() or level.is_symlink():
+            if not level.is_dir():
+                raise XLTError(f"{level} is a file, not a directory; choose another path for {directory}")
+            break
+        missing.append(level)
+    for level in reversed(missing):
+        check_write(level)
+        level.mkdir(exist_ok=True)
+        _mark(level)
+    if adopt and not missing and not contents(directory) and not owns(directory):
+        _mark(directory)
+    return directory
+
+
 def clear_leftovers(directory: Path) -> list[Path]:
-    """Delete what writers that no longer run (killed mid-write) left in ``directory``; return what remains.
+    """Delete what killed xlt writers left in ``directory`` (only if xlt owns it); return its content.
 
     A temporary of a process that still runs is kept: it may be a write in progress.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    remaining = []
-    for entry in directory.iterdir():
-        match = _TEMPORARY.match(entry.name)
-        if match and not _running(int(match.group(1))):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-        else:
-            remaining.append(entry)
-    return remaining
+    if owns(directory):
+        for entry in directory.iterdir():
+            if _leftover(entry):
+                check_write(entry)
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+    return contents(directory)
 
 
 def check_replaceable(target: Path, marker: str) -> None:
     """Refuse to replace a directory that holds anything but an earlier save of the same kind (``marker``)."""
-    if not target.exists():
+    if not target.exists() and not target.is_symlink():
         return
+    if target.is_symlink():
+        raise FormatError(f"{target} is a symbolic link; xlt saves only to a real directory (choose another path)")
     if not target.is_dir():
         raise FormatError(f"{target} is a file, not a directory; choose a directory to save to")
-    if any(target.iterdir()) and not (target / marker).is_file():
+    if contents(target) and not (target / marker).is_file():
         raise FormatError(
             f"{target} is not empty and holds no {marker}: it is not an earlier save, so xlt will not replace it "
             "(choose a new or empty directory)"
         )
 
 
+def _new_directory(path: Path) -> Path:
+    # os.mkdir applies the umask, so saved directories are as readable as the user's other files
+    # (tempfile.mkdtemp would make them private to the owner).
+    os.mkdir(check_write(path))
+    return path
+
+
 @contextmanager
 def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; on success it replaces ``target`` in one rename.
 
-    ``target`` may only be new, empty, or an earlier save holding ``marker``: anything else is refused.
+    ``target`` may only be new, empty, or an earlier save holding ``marker`` and nothing the new save does not
+    write: anything else is refused, before the work and again at the swap.
     """
     target = Path(target)
+    check_write(target)
     check_replaceable(target, marker)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(target.parent)
     clear_leftovers(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    tmp = _new_directory(temporary_name(target))
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        _swap(tmp, target, marker)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def _swap(tmp: Path, target: Path, marker: str) -> None:
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    check_replaceable(target, marker)
+    written = {p.name for p in tmp.iterdir()}
+    foreign = sorted(p.name for p in contents(target) if p.name not in written)
+    if foreign:
+        raise FormatError(
+            f"{target} holds {', '.join(foreign[:3])}, which xlt did not write there; move it away or save "
+            "to another directory"
+        )
+    old = temporary_name(target, "old")
+    os.replace(target, check_write(old))
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """``write(tmp)`` to a temporary name beside ``path`` (``.NAME.tmp-PID``), sync it, rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """``write(tmp)`` to a temporary name beside ``path``, sync it, rename it over ``path``."""
+    path = check_write(Path(path))
+    if path.is_dir():
+        raise XLTError(f"{path} is a directory; xlt writes a file there, so move it away or choose another path")
+    tmp = temporary_name(path)
     try:
         write(tmp)
         with tmp.open("rb") as handle:

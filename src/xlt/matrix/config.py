@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import yaml
 from xlt.errors import XLTError
 from xlt.languages import PAPER_LANGUAGES, get_language
 from xlt.matrix.configurations import PAPER_NAMES
+from xlt.paths import check_name, short
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm import ObjectiveConfig
 from xlt.training.loop import TrainConfig
@@ -88,6 +88,8 @@ class MatrixConfig:
         threads: torch CPU threads per worker (None: torch's choice).
         progress: progress bars.
         notes: lines the report shows above its tables (what the reader should know about this run).
+        on_change: what a rerun does when a task or corpus file changed since results were computed from it:
+            "refuse" (name the files and stop) or "recompute" (retrain and re-evaluate what depends on them).
     """
 
     model: str = "e5"
@@ -109,10 +111,13 @@ class MatrixConfig:
     threads: int | None = None
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    on_change: Literal["refuse", "recompute"] = "refuse"
 
     # Keys that select cells or change only how the work is scheduled: they may differ between runs that share
     # one output directory (a wider grid reuses every finished cell); every other key changes results.
-    GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds")
+    # ``corpora`` may gain languages too: each language's corpus is checked on its own (``Matrix``), by its spec
+    # and the content of its files.
+    GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds", "corpora")
     OPERATIONAL: typing.ClassVar[tuple[str, ...]] = (
         "output_dir",
         "eval_batch_size",
@@ -120,14 +125,18 @@ class MatrixConfig:
         "threads",
         "progress",
         "notes",
+        "on_change",
     )
+    REQUIRED: typing.ClassVar[tuple[str, ...]] = ("model", "tasks", "targets")
 
     def __post_init__(self) -> None:
         for name in ("sources", "configurations", "seeds"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: the list is empty; give at least one")
         if isinstance(self.targets, str) and self.targets != "all":
-            raise ConfigError(f"targets: {self.targets!r} is not a list of language codes or 'all'")
+            raise ConfigError(f"targets: {short(self.targets)} is not a list of language codes or 'all'")
+        if isinstance(self.targets, list) and not self.targets:
+            raise ConfigError("targets: the list is empty; give at least one language code (or 'all')")
         if self.eval_batch_size < 1 or self.workers < 1:
             raise ConfigError("eval_batch_size and workers must be >= 1")
         if not self.tasks:
@@ -138,8 +147,25 @@ class MatrixConfig:
                 twice = sorted({str(v) for v in values if values.count(v) > 1})
                 raise ConfigError(f"{name}: {', '.join(twice)} listed twice; list each once")
         for task in self.tasks:
-            if not re.fullmatch(r"[A-Za-z0-9_\-]+", task):
-                raise ConfigError(f"tasks: name {task!r} may hold only letters, digits, '_' and '-' (it names reps)")
+            _name(task, "tasks: name")
+        for name in self.custom_configurations:
+            _name(name.replace("+", "-"), "custom_configurations: name")
+        for code in self.languages:
+            _name(code, "languages: code")
+        if isinstance(self.corpora, dict):
+            for code in self.corpora:
+                _name(code, "corpora: language code")
+        for name in ("sources", "targets"):
+            values = getattr(self, name)
+            for code in values if isinstance(values, list) else []:
+                _name(code, f"{name}: language code")
+
+    base_dir: typing.ClassVar[Path] = Path()  # set per instance by load_config: where relative paths start
+
+    def path(self, value: str | Path) -> Path:
+        """A path from the config, read from the config file's directory when relative."""
+        value = Path(value).expanduser()
+        return value if value.is_absolute() else Path(self.base_dir) / value
 
     def corpus_languages(self) -> list[str]:
         if self.corpora == "builtin":
@@ -176,6 +202,13 @@ class MatrixConfig:
         return hashlib.sha256(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _name(value: Any, what: str) -> str:
+    try:
+        return check_name(value, what)
+    except XLTError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def to_dict(value: Any) -> Any:
     """A config as plain JSON-able data (dataclasses, paths and tuples converted)."""
     return jsonable(value)
@@ -203,10 +236,10 @@ def _check(value: Any, tp: Any, key: str) -> Any:
                 return _check(value, option, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} is not allowed (allowed: {_allowed(tp)})")
+        raise ConfigError(f"{key}: {short(value)} is not allowed (allowed: {_allowed(tp)})")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: {value!r} is not allowed (allowed: {_allowed(tp)})")
+            raise ConfigError(f"{key}: {short(value)} is not allowed (allowed: {_allowed(tp)})")
         return value
     if tp is type(None):
         if value is not None:
@@ -216,17 +249,17 @@ def _check(value: Any, tp: Any, key: str) -> Any:
         return from_mapping(tp, value, key)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {short(value)}")
         (item,) = typing.get_args(tp)
         return [_check(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {short(value)}")
         return {str(k): _check(v, typing.get_args(tp)[1], f"{key}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
-        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {short(value)}")
     return value
 
 
@@ -236,13 +269,13 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} options, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} options, got {short(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(str(k) for k in set(data) - set(names))
     if unknown:
         dot = f"{prefix}." if prefix else ""
-        raise ConfigError(f"{dot}{unknown[0]}: unknown key (allowed in {where}: {', '.join(names)})")
+        raise ConfigError(f"{dot}{unknown[0][:60]}: unknown key (allowed in {where}: {', '.join(names)})")
     values = {k: _check(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     try:
         return cls(**values)
@@ -262,7 +295,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def _preset_defaults(name: str) -> dict[str, Any]:
     """The training sections' values under ``preset``, which the config's own values then override."""
     if name not in ("fast", "paper"):
-        raise ConfigError(f"preset: {name!r} is not allowed (allowed: 'fast', 'paper')")
+        raise ConfigError(f"preset: {short(name)} is not allowed (allowed: 'fast', 'paper')")
     language, task = preset(name, "language"), preset(name, "task")  # type: ignore[arg-type]
     return {
         "language_training": {
@@ -275,22 +308,82 @@ def _preset_defaults(name: str) -> dict[str, Any]:
     }
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+MAX_CONFIG_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds once every alias is expanded (memoised, so counting stays cheap)."""
+    if sizes.get(id(node)) == -1:
+        raise ConfigError(f"{node.start_mark.name}, line {node.start_mark.line + 1}: an alias (*name) refers to itself")
+    if id(node) not in sizes:
+        sizes[id(node)] = -1  # being counted: meeting it again below is a cycle
+        if isinstance(node, yaml.MappingNode):
+            size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(_expanded_size(v, sizes) for v in node.value)
+        else:
+            size = 1
+        sizes[id(node)] = min(size, MAX_CONFIG_NODES + 1)
+    return sizes[id(node)]
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data: bounded in size, aliases refused, errors one line naming the file."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a matrix config is a short YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+    # Aliases (*name) are fine, but nested ones can expand a kilobyte into gigabytes ("billion laughs"): the
+    # document is measured as expanded before it is built.
+    loader = yaml.SafeLoader(text)
+    loader.name = str(path)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{path} expands to more than {MAX_CONFIG_NODES:,} values through its aliases (*name); "
+                "a matrix config is small: write it without nested aliases"
+            )
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({short(str(exc).splitlines()[0])})") from None
+    finally:
+        loader.dispose()
+
+
 def load_config(source: str | Path | dict[str, Any]) -> MatrixConfig:
-    """A ``MatrixConfig`` from a YAML file or a mapping; languages are checked against the registry."""
+    """A ``MatrixConfig`` from a YAML file or a mapping; languages are checked against the registry.
+
+    Relative paths in a file's tasks, corpora and ``lm_head.path`` are read from the file's directory (from
+    the current directory for a mapping); every training file must exist before anything runs."""
     if isinstance(source, dict):
-        data = source
+        data, where, base = source, "the config", Path.cwd()
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        data, where, base = read_yaml(path), str(path), path.resolve().parent
+    if data is None or data == {}:
+        raise ConfigError(
+            f"{where} is empty; a matrix config needs at least {', '.join(MatrixConfig.REQUIRED)} "
+            "(see the README's transfer matrix section)"
+        )
     if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping of keys (model:, tasks:, targets:, ...)")
+        raise ConfigError(f"{where} must be a mapping of keys (model:, tasks:, targets:, ...), not {short(data)}")
+    missing = [key for key in MatrixConfig.REQUIRED if key not in data]
+    if missing:
+        raise ConfigError(
+            f"{where} has no {', '.join(f'{k}:' for k in missing)}; a matrix config must say which model, tasks and "
+            "target languages to run (nothing that costs hours is implied)"
+        )
     data = _merge(_preset_defaults(str(data.get("preset", "fast"))), data)
     config: MatrixConfig = from_mapping(MatrixConfig, data)
+    config.base_dir = base
     register_languages(config.languages)
     _check_rep_options(config)
     if isinstance(config.corpora, dict):
@@ -329,11 +422,13 @@ def _check_rep_options(config: MatrixConfig) -> None:
 def _register(code: str, spec: Any) -> None:
     from xlt.languages import Group, Language, register_language
 
+    _name(code, "languages: code")
     if not isinstance(spec, dict) or "name" not in spec or set(spec) - {"name", "script", "group"}:
         raise ConfigError(f"languages.{code} must be a mapping with name: and optionally script:, group:")
     groups = [g.value for g in Group]
     if spec.get("group", "other") not in groups:
-        raise ConfigError(f"languages.{code}.group: {spec['group']!r} is not allowed (allowed: {', '.join(groups)})")
+        allowed = ", ".join(groups)
+        raise ConfigError(f"languages.{code}.group: {short(spec['group'])} is not allowed (allowed: {allowed})")
     language = Language(code, str(spec["name"]), str(spec.get("script", "")), Group(spec.get("group", "other")))
     try:
         existing = get_language(code)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
+from xlt.formats.atomic import make_dir
 from xlt.loading import load_model
 from xlt.model import XLTModel
+from xlt.paths import writing_under
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.task import TaskRun, train_task
 
@@ -48,10 +50,12 @@ def run_job(model: XLTModel, job: Job, log: Callable[[str], None]) -> Outcome:
             name = _rep_name(directory)
             if name not in model.reps:
                 model.load_rep(directory)
-        if isinstance(job.run, LanguageRun):
-            rep_dir = train_language(model, job.run, log=log)
-        else:
-            rep_dir = train_task(model, job.run, log=log)
+        make_dir(Path(job.run.output_dir).parent)
+        with writing_under(Path(job.run.output_dir)):  # a job writes its own run directory, nothing else
+            if isinstance(job.run, LanguageRun):
+                rep_dir = train_language(model, job.run, log=log)
+            else:
+                rep_dir = train_task(model, job.run, log=log)
     except XLTError as exc:
         return Outcome(job.name, None, str(exc), time.perf_counter() - start)
     except Exception as exc:

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from xlt.formats.atomic import atomic_write
+from xlt.formats.atomic import atomic_write, make_dir
 from xlt.matrix.tables import MISSING, Table
 
 DPI = 120
@@ -24,7 +24,7 @@ MISSING_COLOUR = "#dddddd"
 def _save(figure: Figure, path: Path) -> Path:
     """Write the PNG beside ``path`` under a temporary name, then rename: readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     # the temporary name has no .png suffix, so the format must be named
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import yaml
 
-from xlt.formats.atomic import atomic_write_text
+from xlt.errors import XLTError
+from xlt.formats.atomic import atomic_write_text, contents, make_dir, owns
 from xlt.matrix.config import register_languages
-from xlt.matrix.report import Report, render_report
+from xlt.matrix.report import PAGE, Report, render_report
 from xlt.matrix.store import read_meta, read_rows
+from xlt.paths import writing_under
 
 CONFIG_FILE = "config.yaml"
 
@@ -35,6 +37,9 @@ def publish(
     directory = Path(directory)
     if rows is None:
         rows, errors = store_rows(directory)
+    target = Path(out) if out is not None else directory / "report"
+    if out is not None:
+        check_report_dir(target)
     config_path = directory / CONFIG_FILE
     config: dict[str, Any] | str = (
         config_path.read_text(encoding="utf-8") if config_path.is_file() else read_meta(directory).config
@@ -50,9 +55,21 @@ def publish(
             f"not evaluated: {row['task']} {row['source']}→{row['target']} {row['configuration']} seed {row['seed']}: "
             f"{row.get('error')}"
         )
-    return render_report(rows, out or directory / "report", config=config, notes=notes, title=title)
+    with writing_under(target):
+        return render_report(rows, target, config=config, notes=notes, title=title)
+
+
+def check_report_dir(target: Path) -> None:
+    """A report goes to a new or empty directory, or replaces an earlier report that xlt wrote there."""
+    if target.exists() and not target.is_dir():
+        raise XLTError(f"--out {target} is a file; give a directory for the report")
+    if contents(target) and not (owns(target) and (target / PAGE).is_file()):
+        raise XLTError(
+            f"--out {target} is not empty and holds no report of xlt's; give a new or empty directory "
+            "(xlt never writes into a directory of yours)"
+        )
 
 
 def write_config(directory: Path, config: dict[str, Any]) -> None:
-    Path(directory).mkdir(parents=True, exist_ok=True)
+    make_dir(Path(directory))
     atomic_write_text(Path(directory) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

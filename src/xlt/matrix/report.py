@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from xlt.formats.atomic import atomic_write_text
+from xlt.formats.atomic import atomic_write_text, make_dir
 from xlt.matrix.plots import bar_plot, heatmap
 from xlt.matrix.tables import (
     PAPER_NAMES,
@@ -192,8 +192,7 @@ def render_report(
     # the page reads task by task, source by source, with the metrics of one pair together
     tables.sort(key=lambda t: (t.task, t.source, chosen.index(t.metric)))
 
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_dir(Path(out_dir), adopt=True)
     files: list[Path] = []
     sections: list[str] = []
     current = None

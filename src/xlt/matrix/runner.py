@@ -9,6 +9,8 @@ skipped where its output already exists, so a killed run started again loses and
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,17 +21,21 @@ import torch
 
 from xlt.errors import XLTError
 from xlt.loading import load_model
+from xlt.matrix.checks import TASK_FILES, check_inputs, check_model
 from xlt.matrix.config import MatrixConfig, to_dict
-from xlt.matrix.configurations import Configuration, resolve_configurations
+from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
+from xlt.matrix.inputs import Changes, Input, compare, task_key
 from xlt.matrix.jobs import Job, run_jobs
 from xlt.matrix.publish import publish, write_config
-from xlt.matrix.store import Key, ResultStore
+from xlt.matrix.store import Key, ResultStore, key_of, read_rows
 from xlt.model import XLTModel
+from xlt.paths import contained, inside, writing_under
 from xlt.tasks.base import Task
 from xlt.tasks.classification import Example
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
+from xlt.training.run import RUN_FILE
 from xlt.training.task import CONFIGS as TASK_CONFIGS
 from xlt.training.task import TaskFormat, TaskRun, rep_identity
 
@@ -75,10 +81,14 @@ class Matrix:
 
     def __init__(self, config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> None:
         self.config, self.log = config, log
-        self.out = Path(config.output_dir)
+        self.out = config.path(config.output_dir)
         self.configurations = resolve_configurations(config.configurations, config.custom_configurations)
         self.by_name = {c.name: c for c in self.configurations}
-        self.tasks: dict[str, Task] = {name: build_task(name, spec) for name, spec in config.tasks.items()}
+        self.tasks: dict[str, Task] = {
+            name: build_task(name, _resolved(config, spec)) for name, spec in config.tasks.items()
+        }
+        self.store: ResultStore | None = None
+        self.digests: dict[str, str] = {}  # input key -> digest of what this run reads
         self._model = model
         self.failed: dict[str, str] = {}  # rep name -> why it could not be built
         self.train_seconds: dict[str, float] = {}
@@ -93,22 +103,34 @@ class Matrix:
 
     # paths -------------------------------------------------------------------------------------------
     def _language_dir(self, language: str, kind: str) -> Path:
-        return self.out / "reps" / "language" / f"{language}-{kind}"
+        return contained(self.out, "reps", "language", f"{language}-{kind}")
 
     def _task_dir(self, group: TaskGroup) -> Path:
-        return self.out / "reps" / "task" / f"{group.task}-{group.source}-{group.configuration.slug}-seed{group.seed}"
+        name = f"{group.task}-{group.source}-{group.configuration.slug}-seed{group.seed}"
+        return contained(self.out, "reps", "task", name)
 
     def _corpus(self, language: str) -> CorpusConfig | None:
         if self.config.corpora == "builtin":
             path = DATA_DIR / "corpora" / f"{language}.txt"
             return CorpusConfig(files=[str(path)]) if path.is_file() else None
         spec = self.config.corpora.get(language)  # type: ignore[union-attr]
-        return CorpusConfig(**spec) if spec is not None else None
+        if spec is None:
+            return None
+        return CorpusConfig(**{**spec, "files": [str(self.config.path(f)) for f in spec.get("files") or []]})
 
     # the run -----------------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
         cells = grid(self.config, self.configurations)
-        with ResultStore.open(self.out, self.config.recipe_hash(), self.config.recipe()) as store:
+        current = check_inputs(self.config, self.tasks, self._corpus)
+        self.digests = {i.key: i.digest for i in current}
+        check_model(self.config.model)
+        if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
+            _ = self.model
+        with writing_under(self.out), ResultStore.open(
+            self.out, self.config.recipe_hash(), self.config.recipe()
+        ) as store:
+            self.store = store
+            self._take_inputs(store, current)
             write_config(self.out, to_dict(self.config))
             todo = [c for c in cells if not store.done(c.key)]
             self.log(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
@@ -124,10 +146,63 @@ class Matrix:
                     store.put(self._evaluate(group, targets))
                     self._unload(group)
             rows = [store.get(c.key) for c in cells]
+            self.store = None
         errors = [r for r in rows if r is not None and r.get("status") != "ok"]
         for row in errors:
             self.log(f"cell {row['task']}/{row['source']}->{row['target']} {row['configuration']}: {row['error']}")
         return [r for r in rows if r is not None]
+
+    def _take_inputs(self, store: ResultStore, current: list[Input]) -> None:
+        """Compare today's task files and corpora with those the store's results were computed from."""
+        changes = compare(store.meta.inputs, current)
+        if changes:
+            if self.config.on_change == "refuse":
+                raise XLTError(
+                    f"inputs changed since the results in {self.out} were computed from them: {changes.describe()}; "
+                    "restore them, or run again with --on_change recompute to recompute what depends on them"
+                )
+            self.log(f"inputs changed ({changes.describe()}): recomputing what depends on them")
+            self._forget(store, changes)
+        store.meta.inputs.update(self.digests)
+        store.save_meta()
+
+    def _forget(self, store: ResultStore, changes: Changes) -> None:
+        """Delete the representations and cells that depend on changed inputs (all of them xlt's own)."""
+        corpora = changes.corpora()
+        every_language = bool(corpora & set(store.meta.extra.get("head_languages", [])))
+        trained = {*changes.task_files("train"), *changes.task_files("dev")}
+        stale: list[Path] = []
+        if every_language:
+            stale.append(self.out / "reps" / "lm-head")
+            store.meta.extra.pop("head_languages", None)
+        for run_dir, run in _runs(self.out / "reps" / "language"):
+            if every_language or run.get("language") in corpora:
+                stale.append(run_dir)
+        for run_dir, run in _runs(self.out / "reps" / "task"):
+            source, with_language = run.get("source_language"), run.get("language_rep") is not None
+            if (run.get("task"), source) in trained or (with_language and (every_language or source in corpora)):
+                stale.append(run_dir)
+        tested = changes.task_files("test")
+        known = resolve_configurations(
+            sorted({r["configuration"] for r in store.rows()} & set(self._all_configurations())),
+            self.config.custom_configurations,
+        )
+        kinds = {c.name: c.language for c in known}
+        cells = [
+            key_of(row)
+            for row in store.rows()
+            if (row["task"], row["source"]) in trained
+            or (row["task"], row["target"]) in tested
+            or (kinds.get(row["configuration"]) and (every_language or {row["source"], row["target"]} & corpora))
+        ]
+        for run_dir in stale:
+            if run_dir.is_dir() and inside(self.out, run_dir):
+                shutil.rmtree(run_dir)
+        store.drop(cells)
+        self.log(f"forgot {len(stale)} representation(s) and {len(cells)} cell(s) computed from the old inputs")
+
+    def _all_configurations(self) -> list[str]:
+        return [*PAPER_NAMES, *self.config.custom_configurations]
 
     def _groups(self, todo: list[Cell]) -> dict[TaskGroup, list[str]]:
         groups: dict[TaskGroup, list[str]] = {}
@@ -181,8 +256,15 @@ class Matrix:
     def _lm_head(self) -> Path:
         c = self.config.lm_head
         if c.path is not None:
-            return Path(c.path)
-        corpora = [corpus for lang in self.config.corpus_languages() if (corpus := self._corpus(lang)) is not None]
+            return self.config.path(c.path)
+        # The head is trained once, on the corpora of its first run; a language added later is trained with it.
+        assert self.store is not None
+        languages = self.store.meta.extra.get("head_languages")
+        if languages is None:
+            languages = [lang for lang in self.config.corpus_languages() if self._corpus(lang) is not None]
+            self.store.meta.extra["head_languages"] = languages
+            self.store.save_meta()
+        corpora = [corpus for lang in languages if (corpus := self._corpus(lang)) is not None]
         run = LMHeadRun(
             corpora=corpora,
             output_dir=self.out / "reps" / "lm-head",
@@ -305,9 +387,18 @@ class Matrix:
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
                     "reps": {**reps, "language": self._identity(language_rep)},
                     "model": model.fingerprint.name,
+                    "inputs": self._cell_inputs(group, target),
                 }
             )
         return out
+
+    def _cell_inputs(self, group: TaskGroup, target: str) -> dict[str, str]:
+        """The digests of the files a cell was computed from."""
+        keys = [task_key(group.task, "train", group.source), task_key(group.task, "dev", group.source)]
+        keys.append(task_key(group.task, "test", target))
+        if group.configuration.language is not None:
+            keys += [f"corpus:{group.source}", f"corpus:{target}"]
+        return {k: self.digests[k] for k in keys if k in self.digests}
 
     def _unload(self, group: TaskGroup) -> None:
         """A task representation is done once its targets are evaluated: the bank need not hold them all."""
@@ -355,6 +446,26 @@ class Matrix:
         return float(json.loads(result.read_text()).get("seconds", 0.0)) if result.is_file() else 0.0
 
 
+def _resolved(config: MatrixConfig, spec: Any) -> Any:
+    """A task spec with its files read from the config file's directory."""
+    if not isinstance(spec, dict):
+        return spec
+    return {k: str(config.path(v)) if k in TASK_FILES and isinstance(v, str) else v for k, v in spec.items()}
+
+
+def _runs(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The training runs under ``directory`` with their recorded run configs."""
+    out = []
+    for run_dir in sorted(directory.iterdir()) if directory.is_dir() else []:
+        record = run_dir / RUN_FILE
+        if record.is_file():
+            try:
+                out.append((run_dir, json.loads(record.read_text(encoding="utf-8"))["config"]["run"]))
+            except (ValueError, KeyError, TypeError):
+                out.append((run_dir, {}))
+    return out
+
+
 def _fields(task: Task) -> dict[str, Any]:
     """The task's file fields, for a TaskRun reading the same files."""
     out = {}
@@ -370,10 +481,12 @@ def run_matrix(
     config: MatrixConfig, log: Log = print, model: XLTModel | None = None, report: bool = True
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid and render its report; returns its rows (errors included, ``status: error``)."""
-    rows = Matrix(config, log, model).run()
+    matrix = Matrix(config, log, model)
+    rows = matrix.run()
     ok = [r for r in rows if r.get("status") == "ok"]
     if report and ok:
-        page = publish(Path(config.output_dir), ok, [r for r in rows if r.get("status") != "ok"]).page
+        with writing_under(matrix.out):
+            page = publish(matrix.out, ok, [r for r in rows if r.get("status") != "ok"]).page
         log(f"report: {page}")
     return rows
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import fcntl
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers, is_temporary
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, make_dir
+from xlt.paths import check_write, short
 from xlt.training.run import flat
 
 RESULTS = "results.jsonl"
@@ -33,28 +34,59 @@ def key_of(row: dict[str, Any]) -> Key:
 class StoreMeta:
     recipe: str
     config: dict[str, Any]
+    inputs: dict[str, str] = field(default_factory=dict)  # input key -> digest the results were computed from
+    extra: dict[str, Any] = field(default_factory=dict)  # facts of the run (e.g. the LM head's languages)
+
+    def to_json(self) -> str:
+        data = {"recipe": self.recipe, "config": self.config, "inputs": self.inputs, **self.extra}
+        return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def read_meta(directory: Path) -> StoreMeta:
     path = Path(directory) / META
     if not path.is_file():
         raise XLTError(f"{directory} holds no matrix results ({META} is missing); run `xlt matrix CONFIG` first")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return StoreMeta(data["recipe"], data["config"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        extra = {k: v for k, v in data.items() if k not in ("recipe", "config", "inputs")}
+        return StoreMeta(str(data["recipe"]), dict(data["config"]), dict(data.get("inputs") or {}), extra)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise XLTError(
+            f"{path} is damaged ({type(exc).__name__}: {short(str(exc))}); it was not written by xlt as it is now: "
+            "restore it, or use another output directory"
+        ) from None
 
 
 def read_rows(directory: Path) -> list[dict[str, Any]]:
     path = Path(directory) / RESULTS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise XLTError(f"{path} is not UTF-8 text ({exc.reason}); restore it or delete it to recompute") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key_of(row)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise XLTError(
+                f"{path}, line {number}: not a result row ({type(exc).__name__}: {short(str(exc))}); delete that line "
+                "and run again to recompute its cell"
+            ) from None
+        rows.append(row)
+    return rows
 
 
 class ResultStore:
     """Rows by cell key. ``open`` takes the directory's lock for the life of the store (one run at a time)."""
 
-    def __init__(self, directory: Path, recipe: str, rows: list[dict[str, Any]], lock: TextIO) -> None:
-        self.directory, self.recipe, self._lock = Path(directory), recipe, lock
+    def __init__(self, directory: Path, meta: StoreMeta, rows: list[dict[str, Any]], lock: TextIO) -> None:
+        self.directory, self.meta, self._lock = Path(directory), meta, lock
+        self.recipe = meta.recipe
         self._rows: dict[Key, dict[str, Any]] = {key_of(r): r for r in rows}
 
     @classmethod
@@ -63,11 +95,13 @@ class ResultStore:
         meta_path = directory / META
         # Temporaries of a write (a killed writer's are deleted) and the lock are not results; anything else is
         # someone's files.
-        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK and not is_temporary(p)]
+        if directory.exists() and not directory.is_dir():
+            raise XLTError(f"output_dir {directory} is a file, not a directory; choose a directory path")
+        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK]
         if not meta_path.is_file() and foreign:
             raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = (directory / LOCK).open("w")
+        make_dir(directory, adopt=True)
+        lock = check_write(directory / LOCK).open("w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -76,6 +110,7 @@ class ResultStore:
                 f"another `xlt matrix` is running in {directory}; wait for it or use another directory"
             ) from None
         try:
+            meta = StoreMeta(recipe, config)
             if meta_path.is_file():
                 meta = read_meta(directory)
                 if meta.recipe != recipe:
@@ -87,10 +122,8 @@ class ResultStore:
                         "over"
                     )
             else:
-                atomic_write_text(
-                    meta_path, json.dumps({"recipe": recipe, "config": config}, indent=2, ensure_ascii=False)
-                )
-            return cls(directory, recipe, read_rows(directory), lock)
+                atomic_write_text(meta_path, meta.to_json())
+            return cls(directory, meta, read_rows(directory), lock)
         except BaseException:
             lock.close()
             raise
@@ -114,9 +147,21 @@ class ResultStore:
     def rows(self) -> list[dict[str, Any]]:
         return [self._rows[k] for k in sorted(self._rows)]
 
+    def save_meta(self) -> None:
+        atomic_write_text(self.directory / META, self.meta.to_json())
+
+    def drop(self, keys: Iterable[Key]) -> None:
+        """Forget cells (their inputs changed: they are computed again)."""
+        for key in keys:
+            self._rows.pop(key, None)
+        self._write()
+
     def put(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add or replace rows (a finished cell replaces an earlier error of the same cell)."""
         for row in rows:
             self._rows[key_of(row)] = {**row, "recipe": self.recipe}
+        self._write()
+
+    def _write(self) -> None:
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in self.rows())
         atomic_write_text(self.directory / RESULTS, text)

@@ -12,8 +12,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xlt.digest import digest
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir
 
 RUN_FILE = "run.json"
 
@@ -82,18 +83,52 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value}
 
 
+# Where a run writes is not what it computes: a run directory moved elsewhere is the same run.
+LOCATION = ("output_dir",)
+# Fields naming input files or directories: a run records their content (sha256), so that the same data
+# elsewhere is the same run and changed data under the same path is a different one.
+INPUT_KEYS = ("train_file", "dev_file", "files", "lm_head")
+
+
 def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
     parts = key.split(".")
-    return key in ignore or parts[-1] in ignore or (parts[-2:-1] == ["train"] and parts[-1] in COSMETIC)
+    return (
+        key in ignore
+        or parts[-1] in ignore
+        or parts[-1] in LOCATION
+        or (parts[-2:-1] == ["train"] and parts[-1] in COSMETIC)
+    )
+
+
+def content(config: Any) -> Any:
+    """``config`` with every input path (``INPUT_KEYS``) replaced by the sha256 of what it names, where it exists."""
+    if isinstance(config, dict):
+        return {k: _content_of(v) if k in INPUT_KEYS else content(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [content(v) for v in config]
+    return config
+
+
+def _content_of(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_content_of(v) for v in value]
+    if isinstance(value, str) and Path(value).exists():
+        return {"sha256": digest(Path(value))}
+    return value
 
 
 def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], write: bool) -> bool:
     path = output_dir / RUN_FILE
+    if output_dir.exists() and not output_dir.is_dir():
+        raise XLTError(f"output_dir {output_dir} is a file, not a directory; choose a directory path")
     # A run killed while claiming or saving leaves temporaries: they are no run, and no reason to refuse one.
-    remaining = clear_leftovers(output_dir) if write else list(output_dir.iterdir()) if output_dir.is_dir() else []
+    remaining = clear_leftovers(output_dir) if write else contents(output_dir)
     if path.is_file():
-        recorded = flat(json.loads(path.read_text()).get("config", {}))
-        wanted = flat(resolved)
+        record = _read_record(path)
+        if "content" in record:
+            recorded, wanted = flat(record["content"]), flat(content(resolved))
+        else:  # a run recorded before contents were: its paths are all it knows
+            recorded, wanted = flat(record.get("config", {})), flat(resolved)
         differ = sorted(
             k for k in set(recorded) | set(wanted) if not _ignored(k, ignore) and recorded.get(k) != wanted.get(k)
         )
@@ -102,17 +137,34 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
         # A run that was claimed but never started (nothing but run.json) holds no work: a new run may take it.
         if not (write and {p.name for p in remaining} == {RUN_FILE}):
             raise XLTError(
-                f"{output_dir} holds a different run (its config differs in {', '.join(differ)}); "
+                f"{output_dir} holds a different run (its config differs in {', '.join(differ[:6])}); "
                 "choose another output_dir or delete that one"
             )
     elif remaining:
         raise XLTError(f"{output_dir} is not empty and holds no xlt run; choose another output_dir")
     elif not write:
         raise XLTError(f"{output_dir} was not claimed by the main process; see its error")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    record = {"config": resolved, "versions": versions(), "git_revision": git_revision()}
+    make_dir(output_dir, adopt=True)
+    record = {
+        "config": resolved,
+        "content": content(resolved),
+        "versions": versions(),
+        "git_revision": git_revision(),
+    }
     atomic_write_text(path, json.dumps(record, indent=2))
     return False
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise XLTError(
+            f"{path} is not a readable run record ({exc}); delete that run directory to start over"
+        ) from None
+    if not isinstance(data, dict):
+        raise XLTError(f"{path} is not a run record; delete that run directory to start over")
+    return data
 
 
 def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()) -> bool:

@@ -1,0 +1,71 @@
+"""What a matrix checks before anything runs: the model can be found, and every file that training reads exists;
+and the digests of every input, which the store compares with those its results were computed from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from xlt.errors import XLTError
+from xlt.matrix.config import ConfigError, MatrixConfig
+from xlt.matrix.inputs import Input, corpus_input, file_input, task_key
+from xlt.tasks.base import Task
+from xlt.training.corpora import CorpusConfig
+
+TASK_FILES = ("train", "dev", "test")
+
+
+def check_model(name: str) -> None:
+    """A model named by a path must be a model directory; a hub id is checked when it is loaded."""
+    if name == "e5":
+        return
+    path = Path(name).expanduser()
+    path_like = path.is_absolute() or name.startswith((".", "~")) or path.exists() or name.count("/") > 1
+    if path_like and not (path / "config.json").is_file():
+        what = "does not exist" if not path.exists() else "holds no config.json"
+        raise ConfigError(
+            f"model: {name} {what}; give a model directory saved with save_pretrained, a Hugging Face id, or e5"
+        )
+
+
+def check_inputs(
+    config: MatrixConfig, tasks: dict[str, Task], corpus: Callable[[str], CorpusConfig | None]
+) -> list[Input]:
+    """Every training file must exist (a missing test file is reported on its cells); the inputs' digests."""
+    inputs: list[Input] = []
+    for name, task in tasks.items():
+        for source in config.sources:
+            for split in ("train", "dev"):
+                path = _task_path(task, source, split)
+                found = file_input(task_key(name, split, source), path)
+                if found is None:
+                    raise ConfigError(f"tasks.{name}: the {split} file {path} for source '{source}' does not exist")
+                inputs.append(found)
+        for target in config.target_languages():
+            found = file_input(task_key(name, "test", target), _task_path(task, target, "test"))
+            if found is not None:
+                inputs.append(found)
+    languages = dict.fromkeys([*config.sources, *config.target_languages(), *config.corpus_languages()])
+    for language in languages:
+        spec = corpus(language)
+        if spec is None:
+            continue
+        files = [Path(f) for f in spec.files]
+        for path in files:
+            if not path.is_file():
+                raise ConfigError(f"corpora.{language}: the file {path} does not exist")
+        inputs.append(corpus_input(language, _spec(spec), files))
+    return inputs
+
+
+def _task_path(task: Task, language: str, split: str) -> Path:
+    try:
+        return task.path(language, split)  # type: ignore[arg-type]
+    except XLTError as exc:
+        raise ConfigError(f"tasks.{task.name}: {exc}") from None
+
+
+def _spec(spec: CorpusConfig) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(spec).items() if k != "files"}
