@@ -352,3 +352,10 @@ def test_a_damaged_lm_head_is_one_error_naming_its_file(tmp_path):
         train_language(model, run, log=th.silent)
     one_line(excinfo.value, str(head / "xlt_lm_head.json"), "train the LM head again")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_length", 3), ("mlm_probability", 0.0), ("mlm_probability", 1.5)])
+def test_out_of_range_objective_options_are_refused(option, value):
+    with pytest.raises(XLTError) as excinfo:
+        ObjectiveConfig(**{option: value})
+    one_line(excinfo.value, f"objective.{option}")

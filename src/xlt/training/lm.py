@@ -33,6 +33,14 @@ class ObjectiveConfig:
     mean_span: float = 3.0
     mlm_probability: float = 0.15
 
+    def __post_init__(self) -> None:
+        # Below 4 tokens an encoder's segment (less [CLS] and [SEP]) cannot be packed; a masking probability of 0
+        # masks nothing, and the empty loss would surface steps later as a NaN, far from its cause.
+        if self.max_length < 4:
+            raise XLTError(f"objective.max_length must be >= 4, got {self.max_length}")
+        if not 0 < self.mlm_probability <= 1:
+            raise XLTError(f"objective.mlm_probability must be in (0, 1], got {self.mlm_probability}")
+
 
 @dataclass
 class LMObjective:

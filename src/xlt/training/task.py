@@ -180,6 +180,8 @@ def check_task_run(run: TaskRun) -> None:
         raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
     get_language(run.source_language)
     check_template(run.template)
+    if run.max_length < 2:  # the template's text and at least one token of the example
+        raise XLTError(f"max_length must be >= 2, got {run.max_length}")
 
 
 def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
