@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from xlt.model import XLTModel
 
 
-def load_model(name: str, threads: int | None = None, device: str | None = None) -> XLTModel:
-    """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory."""
+def load_model(
+    name: str, threads: int | None = None, device: str | None = None, *, path: str | Path | None = None
+) -> XLTModel:
+    """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory.
+
+    ``path``: where a local model named ``name`` lies (e.g. a config's relative path resolved against the
+    config's directory); the model keeps ``name`` as its identity, so that representations trained on it
+    still fit once the directory holding both is moved."""
     import torch
 
     from xlt.errors import XLTError
@@ -26,7 +35,9 @@ def load_model(name: str, threads: int | None = None, device: str | None = None)
         base, tokenizer = load_e5()
         model = XLTModel(base, tokenizer, name=E5_MODEL_ID)
     else:
-        model = XLTModel.from_pretrained(name)
+        model = XLTModel.from_pretrained(path if path is not None else name)
+        if path is not None:
+            model.fingerprint = dataclasses.replace(model.fingerprint, name=name)
     if device is None and torch.cuda.is_available():
         device = "cuda"
     return model.to(device) if device else model

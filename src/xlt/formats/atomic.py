@@ -136,6 +136,27 @@ def check_replaceable(target: Path, marker: str) -> None:
         )
 
 
+def _umask() -> int:
+    try:  # read without changing it (os.umask can only be read by setting it, racing other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_umask_allows(root: Path) -> None:
+    """Give what xlt saved the permissions the user's umask asks for (some writers, such as safetensors',
+    create files readable by their owner only, which a colleague sharing the results could not read)."""
+    mask = _umask()
+    for path in (root, *root.rglob("*")):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def _new_directory(path: Path) -> Path:
     # os.mkdir applies the umask, so saved directories are as readable as the user's other files
     # (tempfile.mkdtemp would make them private to the owner).
@@ -165,6 +186,7 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
 
 
 def _swap(tmp: Path, target: Path, marker: str) -> None:
+    _as_umask_allows(tmp)
     if not target.exists():
         os.replace(tmp, target)
         return
@@ -190,6 +212,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     tmp = temporary_name(path)
     try:
         write(tmp)
+        _as_umask_allows(tmp)
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

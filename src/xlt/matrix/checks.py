@@ -15,13 +15,20 @@ from xlt.training.corpora import CorpusConfig
 TASK_FILES = ("train", "dev", "test")
 
 
-def check_model(name: str) -> None:
-    """A model named by a path must be a model directory; a hub id is checked when it is loaded."""
+def model_path(config: MatrixConfig) -> Path | None:
+    """Where the config's model lies when it names a local directory (relative to the config file), else None."""
+    name = config.model
     if name == "e5":
-        return
-    path = Path(name).expanduser()
-    path_like = path.is_absolute() or name.startswith((".", "~")) or path.exists() or name.count("/") > 1
-    if path_like and not (path / "config.json").is_file():
+        return None
+    path = config.path(name)
+    path_like = Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
+    return path if path.exists() or path_like else None
+
+
+def check_model(config: MatrixConfig) -> None:
+    """A model named by a path must be a model directory; a hub id is checked when it is loaded."""
+    name, path = config.model, model_path(config)
+    if path is not None and not (path / "config.json").is_file():
         what = "does not exist" if not path.exists() else "holds no config.json"
         raise ConfigError(
             f"model: {name} {what}; give a model directory saved with save_pretrained, a Hugging Face id, or e5"

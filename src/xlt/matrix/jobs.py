@@ -74,7 +74,9 @@ def _rep_name(directory: Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(model: str, threads: int | None, devices: Any, languages: dict[str, Any]) -> None:
+def _init_worker(
+    model: str, path: Path | None, threads: int | None, devices: Any, languages: dict[str, Any]
+) -> None:
     from xlt.matrix.config import register_languages
 
     register_languages(languages)  # a spawned worker starts from the built-in registry only
@@ -83,7 +85,7 @@ def _init_worker(model: str, threads: int | None, devices: Any, languages: dict[
         import torch
 
         torch.cuda.set_device(device)  # Accelerate places a one-process run on the current device
-    _WORKER["model"] = load_model(model, threads, device)
+    _WORKER["model"] = load_model(model, threads, device, path=path)
 
 
 def _work(job: Job) -> Outcome:
@@ -96,6 +98,7 @@ def run_jobs(
     *,
     model: XLTModel,
     model_name: str,
+    model_path: Path | None = None,
     workers: int,
     threads: int | None,
     log: Callable[[str], None],
@@ -128,7 +131,7 @@ def run_jobs(
     per_worker = threads or max(1, (os.cpu_count() or 1) // count)
     log(f"running {len(jobs)} jobs on {count} workers ({'GPUs' if devices else f'{per_worker} CPU threads each'})")
     outcomes: list[Outcome] = []
-    init = (model_name, per_worker, devices, languages or {})
+    init = (model_name, model_path, per_worker, devices, languages or {})
     with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=init) as pool:
         futures = {pool.submit(_work, job): job for job in jobs}
         for number, future in enumerate(as_completed(futures), 1):

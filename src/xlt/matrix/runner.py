@@ -21,7 +21,7 @@ import torch
 
 from xlt.errors import XLTError
 from xlt.loading import load_model
-from xlt.matrix.checks import TASK_FILES, check_inputs, check_model
+from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
 from xlt.matrix.inputs import Changes, Input, compare, task_key
@@ -98,7 +98,7 @@ class Matrix:
     def model(self) -> XLTModel:
         if self._model is None:
             self.log(f"loading {self.config.model}")
-            self._model = load_model(self.config.model, self.config.threads)
+            self._model = load_model(self.config.model, self.config.threads, path=model_path(self.config))
         return self._model
 
     # paths -------------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class Matrix:
         cells = grid(self.config, self.configurations)
         current = check_inputs(self.config, self.tasks, self._corpus)
         self.digests = {i.key: i.digest for i in current}
-        check_model(self.config.model)
+        check_model(self.config)
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
         with writing_under(self.out), ResultStore.open(
@@ -273,7 +273,10 @@ class Matrix:
             train=self._train(c.train),
             validation_segments=c.validation_segments,
         )
-        self.log(f"LM head: the encoder ships none; training one on {len(corpora)} corpora (base frozen)")
+        self.log(
+            f"LM head: the encoder ships none; training one on {len(corpora)} corpora ({', '.join(languages)}), "
+            "base frozen"
+        )
         return train_lm_head(self.model, run, log=self.log)
 
     def _build_task_reps(self, groups: dict[TaskGroup, list[str]]) -> None:
@@ -323,6 +326,7 @@ class Matrix:
             jobs,
             model=self.model,
             model_name=self.config.model,
+            model_path=model_path(self.config),
             workers=self.config.workers,
             threads=self.config.threads,
             log=self.log,
