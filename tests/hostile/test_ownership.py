@@ -115,11 +115,10 @@ def one_line_refusal(exc: XLTError) -> None:
 
 # ---- the user's tree -----------------------------------------------------------------------------------------
 
-# A user's files named like the temporaries of a dead xlt writer (``.xlt-tmp-DEAD-deadbeef-foo``) and a user's
-# ``.matrix.lock`` are deleted or truncated today (test_a_users_lookalike_of_a_dead_temporary_is_kept,
-# test_a_users_matrix_lock_is_kept); add DEFECT_LOOKALIKES to LOOKALIKES once those pass.
-DEFECT_LOOKALIKES = [f".xlt-tmp-{DEAD}-deadbeef-foo", f".xlt-old-{DEAD}-deadbeef-foo", ".matrix.lock"]
 LOOKALIKES = [
+    f".xlt-tmp-{DEAD}-deadbeef-foo",  # a user's file named like a dead xlt writer's temporary: still theirs
+    f".xlt-old-{DEAD}-deadbeef-foo",
+    ".matrix.lock",
     ".bashrc.old-2023",
     ".cache.old-31337",
     ".x.tmp-123",
@@ -427,22 +426,13 @@ def test_training_run_leaves_user_files_alone(trainer, sandbox, write_audit):
     assert True in outcomes and False in outcomes, outcomes
 
 
-# ---- defects: each test fails today (xfail strict); the report says how to fix them ----------------------------
-
-LOOKALIKE_DEFECT = (
-    "contents() discounts a file named like a dead writer's temporary in any directory, not only in one xlt owns: "
-    "atomic_directory then replaces a user's directory holding only such a file (rmtree of the old one deletes "
-    "it), and make_dir(adopt=True) marks such a directory as xlt's, so the next clear_leftovers deletes it"
-)
+# ---- regressions of defects these tests found ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "entry",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=LOOKALIKE_DEFECT))
-        for name in ("save_rep", "export_peft_prompt", "export_adapterhub", "claim_output_dir", "result_store")
-    ]
-    + ["publish", pytest.param("train_language", marks=pytest.mark.xfail(strict=True, reason=LOOKALIKE_DEFECT))],
+    ["save_rep", "export_peft_prompt", "export_adapterhub", "claim_output_dir", "result_store", "publish",
+     "train_language"],
 )
 def test_a_users_lookalike_of_a_dead_temporary_is_kept(entry, model, matrix_dir, trainer, sandbox, write_audit):
     """A user's ``.xlt-tmp-DEAD-deadbeef-foo`` in the output directory is theirs: the command refuses (the
@@ -454,22 +444,12 @@ def test_a_users_lookalike_of_a_dead_temporary_is_kept(entry, model, matrix_dir,
         exercise(sandbox, write_audit, tree, (1, False), write, atomic)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ResultStore.open does not count a pre-existing .matrix.lock as foreign and opens it with mode 'w', "
-    "truncating a user's file of that name (and claiming the directory)",
-)
 def test_a_users_matrix_lock_is_kept(model, matrix_dir, sandbox, write_audit):
     write = entry_points(model, matrix_dir)["result_store"][0]
     exercise(sandbox, write_audit, [("dir", "xlt-out", 0o755, [("file", ".matrix.lock", b"mine\n", 0o644)])],
              (1, False), write, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="atomic_directory replaces a user's empty directory by a new one made with the umask's mode: a "
-    "private (0o700) directory becomes world-readable",
-)
 def test_replacing_an_empty_directory_keeps_its_mode(model, tmp_path):
     out = tmp_path / "private"
     out.mkdir(mode=0o700)

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,8 @@ def contents(directory: Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
+    if not owns(directory):  # in a directory of someone else's, even a name like xlt's is theirs
+        return list(directory.iterdir())
     return [entry for entry in directory.iterdir() if entry.name != OWNER_MARK and not _leftover(entry)]
 
 
@@ -97,7 +100,7 @@ def make_dir(directory: Path, *, adopt: bool = False) -> Path:
         check_write(level)
         level.mkdir(exist_ok=True)
         _mark(level)
-    if adopt and not missing and not contents(directory) and not owns(directory):
+    if adopt and not missing and not owns(directory) and not any(directory.iterdir()):
         _mark(directory)
     return directory
 
@@ -190,6 +193,7 @@ def _swap(tmp: Path, target: Path, marker: str) -> None:
     if not target.exists():
         os.replace(tmp, target)
         return
+    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))  # the directory it replaces keeps its permissions
     check_replaceable(target, marker)
     written = {p.name for p in tmp.iterdir()}
     foreign = sorted(p.name for p in contents(target) if p.name not in written)

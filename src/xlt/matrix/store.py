@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers, make_dir
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, make_dir, owns
 from xlt.paths import check_write, short
 from xlt.training.run import flat
 
@@ -97,11 +97,13 @@ class ResultStore:
         # someone's files.
         if directory.exists() and not directory.is_dir():
             raise XLTError(f"output_dir {directory} is a file, not a directory; choose a directory path")
-        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK]
+        # The lock is xlt's only in a directory of xlt's: elsewhere a ".matrix.lock" is someone else's file.
+        ours = meta_path.is_file() or owns(directory)
+        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK or not ours]
         if not meta_path.is_file() and foreign:
             raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
         make_dir(directory, adopt=True)
-        lock = check_write(directory / LOCK).open("w")
+        lock = check_write(directory / LOCK).open("a")  # never truncated: flock needs no content
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
