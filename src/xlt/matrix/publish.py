@@ -55,6 +55,14 @@ def publish(
             f"not evaluated: {row['task']} {row['source']}→{row['target']} {row['configuration']} seed {row['seed']}: "
             f"{row.get('error')}"
         )
+    for row in rows:
+        unseen = row.get("unseen_labels") or {}
+        if unseen.get("count"):
+            notes.append(
+                f"{row['task']} {row['source']}→{row['target']} {row['configuration']} seed {row['seed']}: "
+                f"{unseen['count']} of {row.get('examples', '?')} test examples carry labels {unseen['labels'][:5]} "
+                "the task representation was never trained on; they are scored wrong"
+            )
     with writing_under(target):
         return render_report(rows, target, config=config, notes=notes, title=title)
 

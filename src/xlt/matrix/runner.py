@@ -32,6 +32,7 @@ from xlt.model import XLTModel
 from xlt.paths import contained, inside, writing_under
 from xlt.tasks.base import Task
 from xlt.tasks.classification import Example
+from xlt.tasks.metrics import unseen_labels
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
@@ -347,14 +348,14 @@ class Matrix:
         def error(target: str, why: str) -> dict[str, Any]:
             return {**base, "target": target, "status": "error", "error": why}
 
-        if task_rep is not None and task_rep not in model.reps:
+        if task_rep is not None and (task_rep not in model.reps or task_rep in self.failed):
             why = self.failed.get(task_rep, f"task representation {task_rep} was not built")
             return [error(t, why) for t in targets]
         rows: list[tuple[str, Example]] = []
         errors, counts = [], {}
         for target in targets:
             language_rep = conf.language_rep(target)
-            if language_rep is not None and language_rep not in model.reps:
+            if language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
                 errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
                 continue
             try:
@@ -381,6 +382,9 @@ class Matrix:
         for target, count in counts.items():
             mine = [(p, e.label) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
             language_rep = conf.language_rep(target)
+            unseen = unseen_labels(labels, [gold for _, gold in mine])
+            if unseen.count:
+                self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
             out.append(
                 {
                     **base,
@@ -388,6 +392,7 @@ class Matrix:
                     "status": "ok",
                     "metrics": task.score([p for p, _ in mine], [r for _, r in mine]),
                     "examples": count,
+                    "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
                     "reps": {**reps, "language": self._identity(language_rep)},
                     "model": model.fingerprint.name,
