@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from jsonargparse import CLI
+from jsonargparse import CLI, ArgumentError
 
 from xlt.errors import XLTError
 
@@ -159,7 +159,11 @@ def main(argv: list[str] | None = None) -> None:
             return
         if args[:1] in (["-h"], ["--help"]):
             print("verbs: " + ", ".join([*VERBS, "train-language", "train-task", "train-lm-head"]))
-        CLI(VERBS, args=args)
+        CLI(VERBS, args=args, exit_on_error=False)
+    except ArgumentError as exc:
+        verb = args[0] if args and args[0] in VERBS else ""
+        print(f"xlt: error: {one_line(str(exc))} (see xlt {verb} --help)".replace("  ", " "), file=sys.stderr)
+        raise SystemExit(2) from None
     except XLTError as exc:
         print(f"xlt: error: {one_line(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,11 +7,15 @@ options override earlier ones); ``--preset paper|fast`` sets the defaults first 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from xlt.loading import load_model
+from xlt.model import XLTModel
+from xlt.paths import writing_under
 from xlt.training.language import LanguageRun, LMHeadRun
 from xlt.training.presets import preset
 from xlt.training.task import TaskRun
@@ -34,7 +38,7 @@ def _preset_name(argv: list[str]) -> str:
 
 def parser_for(verb: str, argv: list[str]) -> ArgumentParser:
     run_cls, role, description = RUNS[verb]
-    parser = ArgumentParser(prog=f"xlt {verb}", description=description)
+    parser = ArgumentParser(prog=f"xlt {verb}", description=description, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of any of the options below")
     parser.add_argument("--preset", type=str, default="fast", help="defaults to start from: fast or paper")
     parser.add_argument(
@@ -63,7 +67,16 @@ def _check(verb: str, run: object) -> None:
         check_task_run(run)  # type: ignore[arg-type]
 
 
+def _config_files(argv: list[str]) -> list[Path]:
+    files = [Path(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+    return files + [Path(arg.split("=", 1)[1]) for arg in argv if arg.startswith("--config=")]
+
+
 def main(verb: str, argv: list[str]) -> None:
+    from xlt.matrix.config import read_yaml
+
+    for path in _config_files(argv):  # bounded and alias-safe before jsonargparse reads it
+        read_yaml(path)
     parser = parser_for(verb, argv)
     cfg = parser.parse_args(argv)
     init = parser.instantiate_classes(cfg)
@@ -78,6 +91,11 @@ def main(verb: str, argv: list[str]) -> None:
     for directory in cfg.load:
         import_rep(model, Path(directory))
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    with writing_under(Path(run.output_dir)):  # a run writes its own directory, nothing else
+        _train(verb, model, run, log)
+
+
+def _train(verb: str, model: XLTModel, run: Any, log: Callable[[str], None]) -> None:
     if verb == "train-language":
         from xlt.training.language import train_language
 

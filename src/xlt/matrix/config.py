@@ -349,7 +349,7 @@ def read_yaml(path: Path) -> Any:
         if node is not None and _expanded_size(node, {}) > MAX_CONFIG_NODES:
             raise ConfigError(
                 f"{path} expands to more than {MAX_CONFIG_NODES:,} values through its aliases (*name); "
-                "a matrix config is small: write it without nested aliases"
+                "a config is small: write it without nested aliases"
             )
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
