@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from xlt.errors import XLTError
+from xlt.paths import short
 from xlt.plan import Plan
 
 LANGUAGE_KINDS = ("prompt", "bottleneck", "lora")
@@ -37,12 +38,12 @@ class Configuration:
     def __post_init__(self) -> None:
         if self.language is not None and self.language not in LANGUAGE_KINDS:
             raise XLTError(
-                f"configuration '{self.name}': language kind {self.language!r} is not one of "
+                f"configuration '{self.name}': language kind {short(self.language)} is not one of "
                 f"{', '.join(LANGUAGE_KINDS)} (or null for none)"
             )
         if self.task not in TASK_KINDS:
             raise XLTError(
-                f"configuration '{self.name}': task kind {self.task!r} is not one of {', '.join(TASK_KINDS)}"
+                f"configuration '{self.name}': task kind {short(self.task)} is not one of {', '.join(TASK_KINDS)}"
             )
         if self.task == "probe" and self.language is not None:
             raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")

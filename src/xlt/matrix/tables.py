@@ -17,6 +17,7 @@ from typing import Any
 from xlt.errors import XLTError
 from xlt.languages import Group, get_language
 from xlt.matrix.configurations import PAPER_NAMES
+from xlt.paths import short
 
 # The paper's column order; configurations it does not name follow alphabetically.
 
@@ -144,7 +145,8 @@ def check_rows(rows: list[dict[str, Any]]) -> None:
         if missing:
             raise ReportError(f"result row {i} lacks {', '.join(missing)}; every row needs {', '.join(_REQUIRED)}")
         if not isinstance(row["metrics"], dict):
-            raise ReportError(f"result row {i}: 'metrics' must be a dict of name -> number, got {row['metrics']!r}")
+            got = short(row["metrics"])
+            raise ReportError(f"result row {i}: 'metrics' must be a dict of name -> number, got {got}")
     recipes = {row["recipe"] for row in rows if "recipe" in row}
     if len(recipes) > 1:
         raise ReportError(

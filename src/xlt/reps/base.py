@@ -15,6 +15,7 @@ from torch import nn
 
 from xlt.errors import XLTError
 from xlt.fingerprint import Fingerprint
+from xlt.paths import short
 
 Entry = Literal["input", "blocks", "linears", "none"]
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
@@ -108,7 +109,7 @@ def check_fields(obj: Any, owner: str | None = None) -> None:
         value = getattr(obj, f.name)
         if not _matches(value, hints[f.name]):
             raise XLTError(
-                f"{owner} option {f.name}={value!r} has the wrong type: expected {_type_name(hints[f.name])}"
+                f"{owner} option {f.name}={short(value)} has the wrong type: expected {_type_name(hints[f.name])}"
                 f" (fix {f.name} in the config)"
             )
 
@@ -129,7 +130,7 @@ def check_range(
     if below or above:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
         bound = f"{left}{low}, {high if high is not None else 'inf'}{right}"
-        raise XLTError(f"{owner} option {name}={value!r} is out of range {bound}; set {name} within it")
+        raise XLTError(f"{owner} option {name}={short(value)} is out of range {bound}; set {name} within it")
 
 
 @dataclass

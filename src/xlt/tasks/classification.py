@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlt.errors import XLTError
+from xlt.paths import short
 from xlt.tasks.files import utf8_lines
 
 
@@ -183,7 +184,7 @@ class ClassificationData:
 
 def _label_list(labels: list[str]) -> list[str]:
     if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
-        raise TaskDataError(f"labels must be a list of label names, got {labels!r}")
+        raise TaskDataError(f"labels must be a list of label names, got {short(labels)}")
     out = [str(label) for label in labels]  # rows' labels are read as text (a YAML 0/1 is an int)
     repeated = sorted({label for label in out if out.count(label) > 1})
     if repeated:

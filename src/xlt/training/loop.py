@@ -314,9 +314,14 @@ def train(
             else:
                 state["patience"] += 1
             if accelerator.is_main_process:  # once, through the run's log, above the progress bar
-                bar.clear()
+                # On a terminal the bar is cleared and redrawn below the line; in a log file that redraw would
+                # repeat the bar's last state around every line.
+                redraw = not bar.disable and _on_terminal(bar)
+                if redraw:
+                    bar.clear()
                 log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step"))
-                bar.refresh()
+                if redraw:
+                    bar.refresh()
             if config.early_stopping_patience and state["patience"] >= config.early_stopping_patience:
                 stopped_early = True
                 state["stopped_early"] = True
@@ -377,6 +382,12 @@ def _trackers(config: TrainConfig) -> list[str]:
     if config.wandb:
         trackers.append("wandb")
     return trackers
+
+
+def _on_terminal(bar: Any) -> bool:
+    stream = getattr(bar, "fp", None)
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _checkpoint(
