@@ -248,11 +248,6 @@ def test_a_recursive_alias_is_refused(tmp_path, capsys):
 FIX_WORDS = ("give", "check", "remove", "create", "restore", "fix", "write", "choose", "use ", "rename", "correct")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="these messages name the problem but say no fix: a recursive alias ('refers to itself'), a config file "
-    "or a training file that 'does not exist'",
-)
 @pytest.mark.parametrize("case", ["recursive-alias", "missing-config", "missing-train-file"])
 def test_a_refusal_says_how_to_fix_it(copy, capsys, case):
     if case == "recursive-alias":
@@ -269,8 +264,6 @@ def test_a_refusal_says_how_to_fix_it(copy, capsys, case):
     assert any(word in problem for word in FIX_WORDS), problem
 
 
-@pytest.mark.xfail(strict=True, reason="a YAML syntax error is reported without its line ('while parsing a flow "
-                   "sequence'): the mark is on a later line of the exception's text, which the message drops")
 def test_a_yaml_syntax_error_names_its_line(tmp_path, capsys):
     path = tmp_path / "m.yaml"
     path.write_text("model: ./model\ntargets: [en]\ntasks: [toy\n")
@@ -311,7 +304,6 @@ def test_a_config_file_that_does_not_exist(tmp_path, capsys):
     unchanged(tmp_path, before)
 
 
-@pytest.mark.xfail(strict=True, reason="a directory given as the config is reported as 'does not exist'")
 def test_a_directory_as_the_config_is_named_a_directory(tmp_path, capsys):
     (tmp_path / "configs").mkdir()
     before = snapshot(tmp_path)
@@ -417,11 +409,6 @@ def test_a_users_path_as_output_dir_is_refused(copy, tmp_path, capsys, what):
     unchanged(tmp_path, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the output directory is checked only after the model is loaded (Matrix.run loads it on a first run, "
-    "before ResultStore.open): stderr holds 'loading ...' and the load report before the error line",
-)
 @pytest.mark.parametrize("what", ["file", "non-empty-directory"])
 def test_a_users_path_as_output_dir_is_refused_before_the_model_is_loaded(copy, tmp_path, capsys, what):
     target, problem, fix = user_output_dir(tmp_path, what)

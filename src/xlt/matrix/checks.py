@@ -46,7 +46,10 @@ def check_inputs(
                 path = _task_path(task, source, split)
                 found = file_input(task_key(name, split, source), path)
                 if found is None:
-                    raise ConfigError(f"tasks.{name}: the {split} file {path} for source '{source}' does not exist")
+                    raise ConfigError(
+                        f"tasks.{name}: the {split} file {path} for source '{source}' does not exist; fix "
+                        f"tasks.{name}.{split} (relative paths are read from the config file's directory)"
+                    )
                 inputs.append(found)
         for target in config.target_languages():
             found = file_input(task_key(name, "test", target), _task_path(task, target, "test"))
@@ -60,7 +63,10 @@ def check_inputs(
         files = [Path(f) for f in spec.files]
         for path in files:
             if not path.is_file():
-                raise ConfigError(f"corpora.{language}: the file {path} does not exist")
+                raise ConfigError(
+                    f"corpora.{language}: the file {path} does not exist; fix corpora.{language}.files (relative "
+                    "paths are read from the config file's directory)"
+                )
         inputs.append(corpus_input(language, _spec(spec), files))
     return inputs
 

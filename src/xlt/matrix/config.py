@@ -317,7 +317,10 @@ MAX_CONFIG_NODES = 100_000
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     """How many values ``node`` holds once every alias is expanded (memoised, so counting stays cheap)."""
     if sizes.get(id(node)) == -1:
-        raise ConfigError(f"{node.start_mark.name}, line {node.start_mark.line + 1}: an alias (*name) refers to itself")
+        mark = node.start_mark
+        raise ConfigError(
+            f"{mark.name}, line {mark.line + 1}: an alias refers to itself; remove it or write the value out"
+        )
     if id(node) not in sizes:
         sizes[id(node)] = -1  # being counted: meeting it again below is a cycle
         if isinstance(node, yaml.MappingNode):
@@ -332,8 +335,10 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 
 def read_yaml(path: Path) -> Any:
     """A YAML file's data: bounded in size, aliases refused, errors one line naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give the config's YAML file")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist; check the path")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a matrix config is a short YAML file")
     try:
@@ -353,7 +358,11 @@ def read_yaml(path: Path) -> Any:
             )
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({short(str(exc).splitlines()[0])})") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        opened = f" ({context} that starts at line {start.line + 1})" if context and start is not None else ""
+        raise ConfigError(f"{path}{where} is not valid YAML: {short(problem)[1:-1]}{opened}; fix it there") from None
     finally:
         loader.dispose()
 

@@ -27,7 +27,7 @@ from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_config
 from xlt.matrix.inputs import Changes, Input, compare, task_key
 from xlt.matrix.jobs import Job, run_jobs
 from xlt.matrix.publish import publish, write_config
-from xlt.matrix.store import Key, ResultStore, key_of, read_rows
+from xlt.matrix.store import Key, ResultStore, check_store_dir, key_of, read_rows
 from xlt.model import XLTModel
 from xlt.paths import contained, inside, writing_under
 from xlt.tasks.base import Task
@@ -125,6 +125,7 @@ class Matrix:
         current = check_inputs(self.config, self.tasks, self._corpus)
         self.digests = {i.key: i.digest for i in current}
         check_model(self.config)
+        check_store_dir(self.out)
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
         with writing_under(self.out), ResultStore.open(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers, make_dir, owns
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir, owns
 from xlt.paths import check_write, short
 from xlt.training.run import flat
 
@@ -81,6 +81,19 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def check_store_dir(directory: Path, *, clear: bool = False) -> None:
+    """A store goes to a new or empty directory, or to one holding a store: anything else is someone's files."""
+    if directory.exists() and not directory.is_dir():
+        raise XLTError(f"output_dir {directory} is a file, not a directory; choose a directory path")
+    meta_path = directory / META
+    # The lock is xlt's only in a directory of xlt's: elsewhere a ".matrix.lock" is someone else's file.
+    ours = meta_path.is_file() or owns(directory)
+    remaining = clear_leftovers(directory) if clear else contents(directory)
+    foreign = [p for p in remaining if p.name != LOCK or not ours]
+    if not meta_path.is_file() and foreign:
+        raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
+
+
 class ResultStore:
     """Rows by cell key. ``open`` takes the directory's lock for the life of the store (one run at a time)."""
 
@@ -93,15 +106,7 @@ class ResultStore:
     def open(cls, directory: Path, recipe: str, config: dict[str, Any]) -> ResultStore:
         directory = Path(directory)
         meta_path = directory / META
-        # Temporaries of a write (a killed writer's are deleted) and the lock are not results; anything else is
-        # someone's files.
-        if directory.exists() and not directory.is_dir():
-            raise XLTError(f"output_dir {directory} is a file, not a directory; choose a directory path")
-        # The lock is xlt's only in a directory of xlt's: elsewhere a ".matrix.lock" is someone else's file.
-        ours = meta_path.is_file() or owns(directory)
-        foreign = [p for p in clear_leftovers(directory) if p.name != LOCK or not ours]
-        if not meta_path.is_file() and foreign:
-            raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
+        check_store_dir(directory, clear=True)
         make_dir(directory, adopt=True)
         lock = check_write(directory / LOCK).open("a")  # never truncated: flock needs no content
         try:
