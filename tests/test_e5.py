@@ -159,12 +159,16 @@ def test_incomplete_cache_is_detected_and_rebuilt(e5_dir, tmp_path, capfd):
             os.link(p, broken / p.name)
     assert cache_is_complete(e5_dir) and not cache_is_complete(broken)
     (broken / "model.safetensors").write_bytes(b"\0" * 8)  # present but truncated
-    (broken / "stale.txt").write_text("left by someone")
     assert not cache_is_complete(broken)
+    (broken / "notes.txt").write_text("left by someone")  # not xlt's: the cache is not replaced over it
+    with pytest.raises(FormatError, match=r"holds notes\.txt, which xlt did not write there"):
+        load_e5(broken)
+    assert (broken / "notes.txt").read_text() == "left by someone"
+    (broken / "notes.txt").unlink()
 
     model, _ = load_e5(broken)
     assert "reconverting" in capfd.readouterr().err
-    assert cache_is_complete(broken) and not (broken / "stale.txt").exists()  # replaced as a whole
+    assert cache_is_complete(broken)  # replaced as a whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]  # no temp or old dirs left behind
     assert (broken / "model.safetensors").stat().st_size == (e5_dir / "model.safetensors").stat().st_size
     assert model.config.hidden_size == 384

@@ -1,7 +1,8 @@
 """Atomic writes of files and directories, and the rule that xlt only ever touches what it wrote.
 
 A reader sees the old file or directory or the complete new one, never a half. Every temporary is named
-``.xlt-tmp-PID-TOKEN-NAME`` (or ``.xlt-old-...`` for a directory moved aside), a name nobody else uses, and
+``.xlt-tmp-PID-TOKEN-NAME`` (``.xlt-old-...`` for a save moved aside, ``.xlt-del-...`` for one being deleted), a
+name nobody else uses, and
 carries its writer's process id. A killed writer's temporaries are deleted only in directories xlt created
 (or adopted while empty) and marked with ``OWNER_MARK``; in any other directory they are left for the user.
 A directory is replaced only when it is an earlier save of the same kind holding nothing that the new save
@@ -20,10 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from xlt.errors import FormatError, XLTError
-from xlt.paths import check_write
+from xlt.paths import active_root, check_write, inside
 
 OWNER_MARK = ".xlt-owned"
-_TEMPORARY = re.compile(r"^\.xlt-(?:tmp|old)-(\d+)-[0-9a-f]{8}-.+$")
+_TEMPORARY = re.compile(r"^\.xlt-(tmp|old|del)-(\d{1,10})-[0-9a-f]{8}-(.+)$")
 
 
 def is_temporary(path: Path) -> bool:
@@ -47,8 +48,8 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        pass  # another user's process: it runs
+    except (PermissionError, OverflowError, ValueError):
+        pass  # another user's process (or no pid a process can hold): treated as running, so never deleted
     return True
 
 
@@ -58,8 +59,10 @@ def owns(directory: Path) -> bool:
     return mark.is_file() and not mark.is_symlink()
 
 
-def _mark(directory: Path) -> None:
-    mark = check_write(Path(directory) / OWNER_MARK)
+def _mark(directory: Path, *, checked: bool = True) -> None:
+    mark = Path(directory) / OWNER_MARK
+    if checked:
+        check_write(mark)
     if not mark.exists():
         mark.write_text("This directory was created by xlt; xlt may clean up its own temporaries here.\n")
 
@@ -67,7 +70,7 @@ def _mark(directory: Path) -> None:
 def _leftover(path: Path) -> bool:
     """A temporary whose writer no longer runs (killed mid-write)."""
     match = _TEMPORARY.match(Path(path).name)
-    return match is not None and not _running(int(match.group(1)))
+    return match is not None and not _running(int(match.group(2)))
 
 
 def contents(directory: Path) -> list[Path]:
@@ -96,10 +99,13 @@ def make_dir(directory: Path, *, adopt: bool = False) -> Path:
                 raise XLTError(f"{level} is a file, not a directory; choose another path for {directory}")
             break
         missing.append(level)
+    root = active_root()
     for level in reversed(missing):
-        check_write(level)
+        parent_of_root = root is not None and inside(level, root)  # the root's missing parents may be created
+        if not parent_of_root:
+            check_write(level)
         level.mkdir(exist_ok=True)
-        _mark(level)
+        _mark(level, checked=not parent_of_root)
     if adopt and not missing and not owns(directory) and not any(directory.iterdir()):
         _mark(directory)
     return directory
@@ -117,7 +123,12 @@ def clear_leftovers(directory: Path) -> list[Path]:
         for entry in directory.iterdir():
             if _leftover(entry):
                 check_write(entry)
-                if entry.is_dir() and not entry.is_symlink():
+                kind, name = _TEMPORARY.match(entry.name).group(1, 3)  # type: ignore[union-attr]
+                if kind == "old" and entry.is_dir() and not (directory / name).exists():
+                    # killed between moving the previous save aside and moving the new one in: the previous
+                    # save is complete, so it goes back
+                    os.replace(entry, directory / name)
+                elif entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
@@ -206,6 +217,17 @@ def _swap(tmp: Path, target: Path, marker: str) -> None:
     os.replace(target, check_write(old))
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree(directory: Path) -> None:
+    """Delete a directory xlt wrote, atomically as far as a reader can tell: it is renamed away first, so a kill
+    mid-delete leaves a temporary (cleared later), never a half-deleted directory under its name."""
+    directory = Path(directory)
+    if not directory.is_dir() or directory.is_symlink():
+        return
+    doomed = check_write(temporary_name(directory, "del"))
+    os.replace(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from xlt.digest import digest
 from xlt.errors import XLTError
 from xlt.matrix.config import ConfigError, MatrixConfig
-from xlt.matrix.inputs import Input, corpus_input, file_input, task_key
+from xlt.matrix.configurations import Configuration
+from xlt.matrix.inputs import LM_HEAD, Input, corpus_input, file_input, task_key
 from xlt.tasks.base import Task
 from xlt.training.corpora import CorpusConfig
 
@@ -36,7 +38,10 @@ def check_model(config: MatrixConfig) -> None:
 
 
 def check_inputs(
-    config: MatrixConfig, tasks: dict[str, Task], corpus: Callable[[str], CorpusConfig | None]
+    config: MatrixConfig,
+    tasks: dict[str, Task],
+    corpus: Callable[[str], CorpusConfig | None],
+    configurations: list[Configuration],
 ) -> list[Input]:
     """Every training file must exist (a missing test file is reported on its cells); the inputs' digests."""
     inputs: list[Input] = []
@@ -55,6 +60,13 @@ def check_inputs(
             found = file_input(task_key(name, "test", target), _task_path(task, target, "test"))
             if found is not None:
                 inputs.append(found)
+    if not any(c.language for c in configurations):
+        return inputs  # no language representation, no LM head: the corpora are not read
+    if config.lm_head.path is not None:
+        head = config.path(config.lm_head.path)
+        if not head.is_dir():
+            raise ConfigError(f"lm_head.path: {head} is not a directory; give the head directory of a trained LM head")
+        inputs.append(Input(LM_HEAD, str(head), digest(head)))
     languages = dict.fromkeys([*config.sources, *config.target_languages(), *config.corpus_languages()])
     for language in languages:
         spec = corpus(language)

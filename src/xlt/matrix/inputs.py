@@ -38,6 +38,9 @@ def file_input(key: str, path: Path) -> Input | None:
     return Input(key, str(path), file_digest(path)) if path.is_file() else None
 
 
+LM_HEAD = "lm_head"
+
+
 def task_key(task: str, split: str, language: str) -> str:
     return f"task:{task}:{split}:{language}"
 
@@ -53,6 +56,10 @@ class Changes:
 
     def corpora(self) -> set[str]:
         return {i.key.split(":", 1)[1] for i in self.changed if i.key.startswith("corpus:")}
+
+    def lm_head(self) -> bool:
+        """Whether a given LM head (``lm_head.path``) changed: every language representation depends on it."""
+        return any(i.key == LM_HEAD for i in self.changed)
 
     def task_files(self, split: str) -> set[tuple[str, str]]:
         """``(task, language)`` pairs whose ``split`` file changed."""

@@ -38,14 +38,9 @@ def publish(
     if rows is None:
         rows, errors = store_rows(directory)
     target = Path(out) if out is not None else directory / "report"
-    if out is not None:
-        check_report_dir(target)
-    config_path = directory / CONFIG_FILE
-    config: dict[str, Any] | str = (
-        config_path.read_text(encoding="utf-8") if config_path.is_file() else read_meta(directory).config
-    )
-    if isinstance(config, str):
-        recorded = yaml.safe_load(config) or {}
+    check_report_dir(target, legacy=out is None)
+    config, recorded = _recorded_config(directory)
+    if recorded is not None:
         register_languages(recorded.get("languages") or {})  # groups of the config's own languages
         if notes is None:
             notes = list(recorded.get("notes") or [])
@@ -67,14 +62,45 @@ def publish(
         return render_report(rows, target, config=config, notes=notes, title=title)
 
 
-def check_report_dir(target: Path) -> None:
+def _recorded_config(directory: Path) -> tuple[dict[str, Any] | str, dict[str, Any] | None]:
+    """The config text the report shows and its data; the store's recipe where config.yaml is damaged."""
+    path = directory / CONFIG_FILE
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, UnicodeDecodeError):
+            data = None
+        if isinstance(data, dict):
+            return text, data
+    return read_meta(directory).config, None
+
+
+# What a report directory holds; one written before directories were marked as xlt's is known by these alone.
+_REPORT_FILES = (".md", ".csv", ".tex", ".png")
+
+
+def _written_by_xlt(page: Path) -> bool:
+    """A report page as xlt writes it: its title, then the line saying when and from what it was generated."""
+    try:
+        lines = [line for line in page.read_text(encoding="utf-8").splitlines()[:4] if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(lines) >= 2 and lines[0].startswith("# ") and lines[1].startswith("Generated ")
+
+
+def check_report_dir(target: Path, *, legacy: bool = False) -> None:
     """A report goes to a new or empty directory, or replaces an earlier report that xlt wrote there."""
     if target.exists() and not target.is_dir():
-        raise XLTError(f"--out {target} is a file; give a directory for the report")
-    if contents(target) and not (owns(target) and (target / PAGE).is_file()):
+        raise XLTError(f"report directory {target} is a file; give a directory for the report")
+    found = contents(target)
+    if not found or (owns(target) and (target / PAGE).is_file()):
+        return
+    earlier = legacy and _written_by_xlt(target / PAGE) and all(p.suffix in _REPORT_FILES for p in found)
+    if not earlier:
         raise XLTError(
-            f"--out {target} is not empty and holds no report of xlt's; give a new or empty directory "
-            "(xlt never writes into a directory of yours)"
+            f"report directory {target} is not empty and holds no report of xlt's; give a new or empty directory "
+            "with --out (xlt never writes into a directory of yours)"
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from xlt.errors import XLTError
+from xlt.formats.atomic import remove_tree
 from xlt.loading import load_model
 from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path
 from xlt.matrix.config import MatrixConfig, to_dict
@@ -122,15 +122,14 @@ class Matrix:
     # the run -----------------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
         cells = grid(self.config, self.configurations)
-        current = check_inputs(self.config, self.tasks, self._corpus)
+        current = check_inputs(self.config, self.tasks, self._corpus, self.configurations)
         self.digests = {i.key: i.digest for i in current}
         check_model(self.config)
         check_store_dir(self.out)
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
-        with writing_under(self.out), ResultStore.open(
-            self.out, self.config.recipe_hash(), self.config.recipe()
-        ) as store:
+        recipe, ignore = self.config.recipe(), (*self.config.GRID, *self.config.OPERATIONAL)
+        with writing_under(self.out), ResultStore.open(self.out, self.config.recipe_hash(), recipe, ignore) as store:
             self.store = store
             self._take_inputs(store, current)
             write_config(self.out, to_dict(self.config))
@@ -171,7 +170,7 @@ class Matrix:
     def _forget(self, store: ResultStore, changes: Changes) -> None:
         """Delete the representations and cells that depend on changed inputs (all of them xlt's own)."""
         corpora = changes.corpora()
-        every_language = bool(corpora & set(store.meta.extra.get("head_languages", [])))
+        every_language = bool(corpora & set(store.meta.extra.get("head_languages", []))) or changes.lm_head()
         trained = {*changes.task_files("train"), *changes.task_files("dev")}
         stale: list[Path] = []
         if every_language:
@@ -199,7 +198,7 @@ class Matrix:
         ]
         for run_dir in stale:
             if run_dir.is_dir() and inside(self.out, run_dir):
-                shutil.rmtree(run_dir)
+                remove_tree(run_dir)
         store.drop(cells)
         self.log(f"forgot {len(stale)} representation(s) and {len(cells)} cell(s) computed from the old inputs")
 

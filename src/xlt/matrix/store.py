@@ -81,6 +81,20 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _same(recorded: dict[str, Any], config: dict[str, Any], ignore: tuple[str, ...]) -> bool:
+    return flat({k: v for k, v in recorded.items() if k not in ignore}) == flat(config)
+
+
+def _migrated(directory: Path, meta: StoreMeta, recipe: str, config: dict[str, Any]) -> StoreMeta:
+    """A store written when the recipe held keys it no longer does: the same results under the new recipe."""
+    rows = [{**row, "recipe": recipe} for row in read_rows(directory)]
+    meta = StoreMeta(recipe, config, meta.inputs, meta.extra)
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    atomic_write_text(directory / RESULTS, text)
+    atomic_write_text(directory / META, meta.to_json())
+    return meta
+
+
 def check_store_dir(directory: Path, *, clear: bool = False) -> None:
     """A store goes to a new or empty directory, or to one holding a store: anything else is someone's files."""
     if directory.exists() and not directory.is_dir():
@@ -103,7 +117,12 @@ class ResultStore:
         self._rows: dict[Key, dict[str, Any]] = {key_of(r): r for r in rows}
 
     @classmethod
-    def open(cls, directory: Path, recipe: str, config: dict[str, Any]) -> ResultStore:
+    def open(
+        cls, directory: Path, recipe: str, config: dict[str, Any], ignore: tuple[str, ...] = ()
+    ) -> ResultStore:
+        """Open (or create) the store of ``recipe`` (``config``: the recipe's values). A store recorded with
+        other values is refused; one whose values differ only in keys ``ignore`` names (keys that no longer
+        belong to the recipe) is taken over under the new recipe, its rows kept."""
         directory = Path(directory)
         meta_path = directory / META
         check_store_dir(directory, clear=True)
@@ -120,6 +139,8 @@ class ResultStore:
             meta = StoreMeta(recipe, config)
             if meta_path.is_file():
                 meta = read_meta(directory)
+                if meta.recipe != recipe and _same(meta.config, config, ignore):
+                    meta = _migrated(directory, meta, recipe, config)
                 if meta.recipe != recipe:
                     old, new = flat(meta.config), flat(config)
                     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

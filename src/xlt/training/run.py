@@ -14,7 +14,7 @@ from typing import Any
 
 from xlt.digest import digest
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir
+from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir, owns
 
 RUN_FILE = "run.json"
 
@@ -100,6 +100,10 @@ def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
     )
 
 
+def _without_inputs(flat_config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flat_config.items() if k.split(".")[-1] not in INPUT_KEYS}
+
+
 def content(config: Any) -> Any:
     """``config`` with every input path (``INPUT_KEYS``) replaced by the sha256 of what it names, where it exists."""
     if isinstance(config, dict):
@@ -123,19 +127,22 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
         raise XLTError(f"output_dir {output_dir} is a file, not a directory; choose a directory path")
     # A run killed while claiming or saving leaves temporaries: they are no run, and no reason to refuse one.
     remaining = clear_leftovers(output_dir) if write else contents(output_dir)
+    if path.is_file() and not _is_record(path):
+        raise XLTError(f"{output_dir} holds a run.json that is not xlt's; choose another output_dir")
     if path.is_file():
         record = _read_record(path)
         if "content" in record:
             recorded, wanted = flat(record["content"]), flat(content(resolved))
-        else:  # a run recorded before contents were: its paths are all it knows
-            recorded, wanted = flat(record.get("config", {})), flat(resolved)
+        else:  # recorded before contents were: where its inputs lay is no longer compared (the matrix compares
+            # their content), so that the same run found under another path is reused
+            recorded, wanted = _without_inputs(flat(record.get("config", {}))), _without_inputs(flat(resolved))
         differ = sorted(
             k for k in set(recorded) | set(wanted) if not _ignored(k, ignore) and recorded.get(k) != wanted.get(k)
         )
         if not differ:
             return (output_dir / "result.json").is_file()
         # A run that was claimed but never started (nothing but run.json) holds no work: a new run may take it.
-        if not (write and {p.name for p in remaining} == {RUN_FILE}):
+        if not (write and owns(output_dir) and {p.name for p in remaining} == {RUN_FILE}):
             raise XLTError(
                 f"{output_dir} holds a different run (its config differs in {', '.join(differ[:6])}); "
                 "choose another output_dir or delete that one"
@@ -153,6 +160,15 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
     }
     atomic_write_text(path, json.dumps(record, indent=2))
     return False
+
+
+def _is_record(path: Path) -> bool:
+    """Whether ``path`` is a run record xlt wrote (a user's own run.json is not one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError):
+        return owns(path.parent)  # xlt's directory: a damaged record of xlt's, reported as such below
+    return isinstance(data, dict) and "config" in data and "versions" in data
 
 
 def _read_record(path: Path) -> dict[str, Any]:
