@@ -47,7 +47,7 @@ def test_a_users_run_json_is_never_taken_over(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "run.json").write_text('{"experiment": "mine"}')
-    with pytest.raises(XLTError, match="holds a run.json that is not xlt's"):
+    with pytest.raises(XLTError, match=r"holds a run\.json that is not xlt's"):
         claim_output_dir(out, {"run": {"x": 1}})
     assert (out / "run.json").read_text() == '{"experiment": "mine"}'
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
