@@ -193,3 +193,12 @@ def write_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Audit]:
         yield audit
     finally:
         _ACTIVE = previous
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads; on 2 shared cores they only slow the suite down."""
+    from threads import one_torch_thread
+
+    with one_torch_thread():
+        yield

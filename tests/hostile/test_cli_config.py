@@ -15,7 +15,6 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +30,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import training_helpers as th  # noqa: E402
 from matrix_helpers import rows, world  # noqa: E402
 
-from threads import one_torch_thread  # noqa: E402
+from snapshots import snapshot  # noqa: E402
 from xlt.cli import main  # noqa: E402
 from xlt.digest import file_digest  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
 # ---- helpers -----------------------------------------------------------------------------------------------
-
-
-def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Relative path -> (type, bytes or link target, mode); links are never followed."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for directory, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            path = Path(directory) / name
-            info = path.lstat()
-            rel = str(path.relative_to(root))
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISLNK(info.st_mode):
-                found[rel] = ("link", os.readlink(path), None)
-            elif stat.S_ISDIR(info.st_mode):
-                found[rel] = ("dir", None, mode)
-            elif stat.S_ISREG(info.st_mode):
-                found[rel] = ("file", path.read_bytes(), mode)
-            else:
-                found[rel] = ("other", None, mode)
-    return found
 
 
 def unchanged(root: Path, before: dict[str, tuple[Any, ...]], written: tuple[Path, ...] = ()) -> None:

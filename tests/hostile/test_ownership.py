@@ -16,7 +16,7 @@ import stat
 import string
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from matrix_helpers import world
 
 from core_helpers import new_model
-from threads import one_torch_thread
+from snapshots import snapshot
 from xlt import BottleneckConfig, PromptConfig, XLTError, XLTModel
 from xlt.cli import main
 from xlt.formats import export_adapterhub, export_peft_prompt
@@ -47,36 +47,7 @@ DEAD = 999_999_999  # above any pid_max: no process runs under it
 SILENT = lambda _: None  # noqa: E731
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
 # ---- snapshots -----------------------------------------------------------------------------------------------
-
-
-def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Relative path -> (type, content or link target, mode), links never followed."""
-    found: dict[str, tuple[Any, ...]] = {}
-
-    def walk(directory: Path) -> None:
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            info = entry.stat(follow_symlinks=False)
-            rel = os.path.relpath(entry.path, root)
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISLNK(info.st_mode):
-                found[rel] = ("link", os.readlink(entry.path), None)
-            elif stat.S_ISDIR(info.st_mode):
-                found[rel] = ("dir", None, mode)
-                walk(Path(entry.path))
-            elif stat.S_ISREG(info.st_mode):
-                found[rel] = ("file", Path(entry.path).read_bytes(), mode)
-            else:
-                found[rel] = ("other", None, mode)
-
-    walk(root)
-    return found
 
 
 def under(path: str, prefix: str) -> bool:

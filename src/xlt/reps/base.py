@@ -133,6 +133,17 @@ def check_range(
         raise XLTError(f"{owner} option {name}={short(value)} is out of range {bound}; set {name} within it")
 
 
+def from_options(cls: type, data: Any, what: str) -> Any:
+    """Dataclass ``cls`` from a dict of its options; anything else, or an unknown option, is an XLTError."""
+    if not isinstance(data, dict):
+        raise XLTError(f"a {what} config must be a dict of options, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in set(data) - known)
+    if unknown:
+        raise XLTError(f"unknown {what} option(s) {unknown[:5]} (allowed: {sorted(known)})")
+    return cls(**data)
+
+
 @dataclass
 class RepConfig:
     """Base class of a kind's hyper-parameters. Subclasses are dataclasses with a ``kind`` class variable."""
@@ -147,13 +158,7 @@ class RepConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RepConfig:
-        if not isinstance(data, dict):
-            raise XLTError(f"a {cls.kind or cls.__name__} config must be a dict of options, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise XLTError(f"unknown {cls.kind or cls.__name__} option(s) {unknown} (allowed: {sorted(known)})")
-        return cls(**data)
+        return from_options(cls, data, cls.kind or cls.__name__)
 
 
 def check_seed(owner: str, seed: int) -> None:

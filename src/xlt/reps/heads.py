@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
-from xlt.reps.base import check_fields, check_range
+from xlt.reps.base import check_fields, check_range, from_options
 
 HeadType = Literal["sequence", "token", "span"]
 
@@ -51,13 +51,7 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
-        if not isinstance(data, dict):
-            raise XLTError(f"a head config must be a dict of options, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise XLTError(f"unknown head option(s) {unknown} (allowed: {sorted(known)})")
-        return cls(**data)
+        return from_options(cls, data, "head")
 
     @property
     def signature(self) -> tuple[str, int]:
