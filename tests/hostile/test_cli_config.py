@@ -34,6 +34,9 @@ from snapshots import snapshot  # noqa: E402
 from xlt.cli import main  # noqa: E402
 from xlt.digest import file_digest  # noqa: E402
 
+# File-system behaviour, the same under every transformers version: run once, under 5.x (see the Makefile).
+pytestmark = pytest.mark.slow
+
 # ---- helpers -----------------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,9 @@ from xlt.matrix.publish import publish
 from xlt.matrix.store import ResultStore
 from xlt.training.run import claim_output_dir
 
+# File-system behaviour, the same under every transformers version: run once, under 5.x (see the Makefile).
+pytestmark = pytest.mark.slow
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 

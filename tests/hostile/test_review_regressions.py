@@ -22,6 +22,9 @@ from xlt.matrix.store import META, RESULTS, ResultStore
 from xlt.paths import writing_under
 from xlt.training.run import claim_output_dir
 
+# File-system behaviour, the same under every transformers version: run once, under 5.x (see the Makefile).
+pytestmark = pytest.mark.slow
+
 
 def store_with_rows(directory: Path) -> Path:
     with ResultStore.open(directory, "r1", {"a": 1}) as store:
