@@ -5,6 +5,8 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 HF4 := $(VENV)/hf457
 PIP_QUIET ?= -q
+# Test processes side by side (pytest-xdist): the suite's long tests then overlap on a 2-core machine.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint install clean
 
@@ -36,9 +38,9 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed $(HF4)/.installed
 	$(VENV)/bin/ruff check .
 	@echo "==> tests on transformers 5.x"
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
-	$(HF4)/bin/python -m pytest -m "not slow"
+	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
