@@ -27,16 +27,6 @@ OWNER_MARK = ".xlt-owned"
 _TEMPORARY = re.compile(r"^\.xlt-(tmp|old|del)-(\d{1,10})-[0-9a-f]{8}-(.+)$")
 
 
-def is_temporary(path: Path) -> bool:
-    """Whether ``path`` is one of xlt's temporaries (of a running writer or not)."""
-    return _TEMPORARY.match(Path(path).name) is not None
-
-
-def is_private(path: Path) -> bool:
-    """Whether ``path`` is xlt's bookkeeping (a temporary or the owner mark), not content."""
-    return Path(path).name == OWNER_MARK or is_temporary(path)
-
-
 def temporary_name(path: Path, what: str = "tmp") -> Path:
     return Path(path).with_name(f".xlt-{what}-{os.getpid()}-{secrets.token_hex(4)}-{Path(path).name}")
 
