@@ -13,7 +13,7 @@ import torch
 import training_helpers as th
 
 from tiny_models import WORDS
-from xlt.training.corpora import CorpusConfig, CorpusError, check_corpus, documents, pack
+from xlt.training.corpora import CorpusConfig, CorpusError, check_corpus, documents, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.objectives import CausalLM
 
@@ -208,6 +208,15 @@ def test_pack_yields_full_segments():
     assert all(len(s) == 5 for s in segments)
     with pytest.raises(CorpusError, match=">= 2"):
         list(pack(iter(streams), 1, None))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 256])
+def test_tokenized_in_chunks_equals_one_call_per_text(chunk):
+    tok = th.tokenizer()
+    docs = [*texts(7), "", "ünïcode and   spaces", *texts(3, "tail")]
+    expected = [tok(t, add_special_tokens=False)["input_ids"] for t in docs]
+    assert list(tokenized(iter(docs), tok, chunk)) == expected
+    assert list(tokenized(iter([]), tok, chunk)) == []
 
 
 def test_segment_source_epochs_and_validation(tmp_path):

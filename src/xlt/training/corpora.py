@@ -141,6 +141,19 @@ def documents(config: CorpusConfig, split: Split) -> Iterator[str]:
         raise CorpusError(f"corpus {where} holds no text (check the path, subset and text_field)")
 
 
+def tokenized(texts: Iterable[str], tokenizer: Any, chunk: int = 256) -> Iterator[list[int]]:
+    """Each text's token ids (no special tokens), in order; tokenised ``chunk`` texts per call, because a fast
+    tokenizer's per-call overhead dominates on short documents (the ids are the same as one call per text)."""
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= chunk:
+            yield from tokenizer(batch, add_special_tokens=False)["input_ids"]
+            batch = []
+    if batch:
+        yield from tokenizer(batch, add_special_tokens=False)["input_ids"]
+
+
 def pack(token_streams: Iterable[list[int]], length: int, separator: int | None) -> Iterator[list[int]]:
     """Concatenate tokenised documents (``separator`` between them) and cut segments of ``length`` tokens;
     the short remainder is dropped, so every segment is full."""

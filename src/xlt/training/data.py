@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlt.training.corpora import CorpusConfig, CorpusError, describe, documents, pack
+from xlt.training.corpora import CorpusConfig, CorpusError, describe, documents, pack, tokenized
 
 Collate = Callable[[Sequence[Any], np.random.Generator], dict[str, torch.Tensor]]
 
@@ -44,8 +44,7 @@ class SegmentSource:
 
     def _packed(self, split: str) -> Iterator[list[int]]:
         texts = documents(self.corpus, split)  # type: ignore[arg-type]
-        ids = (self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts)
-        return pack(ids, self.length, self.separator)
+        return pack(tokenized(texts, self.tokenizer), self.length, self.separator)
 
     def describe(self) -> str:
         return describe(self.corpus)

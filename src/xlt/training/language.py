@@ -4,6 +4,7 @@ language-modelling objective on that language's text, the base model frozen."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig, RepConfig
-from xlt.training.corpora import CorpusConfig, check_corpus, describe
+from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
@@ -241,10 +242,9 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
     vocab: set[int] | None = None
     if run.restrict_vocab:
         vocab = set()
-        for number, text in enumerate(_interleave(run.corpora, "train")):
-            if number >= run.vocab_documents * len(run.corpora):
-                break
-            vocab.update(tok(text, add_special_tokens=False)["input_ids"])
+        scanned = islice(_interleave(run.corpora, "train"), run.vocab_documents * len(run.corpora))
+        for ids in tokenized(scanned, tok):
+            vocab.update(ids)
         if not vocab:
             raise XLTError("the corpora hold no text to build the LM head's vocabulary from")
     with torch.random.fork_rng(devices=[]):  # the head's init comes from the run's seed, not the global RNG
@@ -255,10 +255,7 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
 
     class Pooled(SegmentSource):
         def _packed(self, split: str) -> Any:
-            from xlt.training.corpora import pack
-
-            ids = (tok(text, add_special_tokens=False)["input_ids"] for text in _interleave(run.corpora, split))
-            return pack(ids, self.length, self.separator)
+            return pack(tokenized(_interleave(run.corpora, split), tok), self.length, self.separator)
 
         def describe(self) -> str:
             return "the pooled corpora (" + "; ".join(describe(c) for c in run.corpora) + ")"
