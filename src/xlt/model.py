@@ -11,18 +11,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from xlt import __version__
 from xlt.assembly import Assembled, assemble
+from xlt.batching import IGNORE_INDEX
 from xlt.errors import PlanError, UnsupportedError, XLTError, brief
 from xlt.fingerprint import Fingerprint
 from xlt.hosts import host_class, host_for
@@ -37,7 +30,6 @@ from xlt.routing import ResolvedPlan, Route, resolve
 from xlt.runtime import Runtime
 
 PlanLike = Plan | str | Sequence[str] | None
-IGNORE_INDEX = -100  # labels to skip, as in Hugging Face and torch's cross-entropy
 # generate() builds these from the plan; a caller's own would bypass the routed representations
 _ROUTED_GENERATE_KWARGS = ("inputs", "input_ids", "inputs_embeds", "encoder_outputs", "position_ids")
 
@@ -92,13 +84,9 @@ class XLTModel(nn.Module):
         """Load a hub id or local directory with the Auto class its family needs (kwargs go to
         ``from_pretrained``, e.g. ``local_files_only=True``)."""
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-        host_class(config.model_type).check_dtype(dtype if dtype is not None else kwargs.get("torch_dtype"))
-        if getattr(config, "is_encoder_decoder", False):
-            auto: Any = AutoModelForSeq2SeqLM
-        elif config.model_type in ("gpt2", "llama", "qwen2", "qwen3", "mistral"):
-            auto = AutoModelForCausalLM
-        else:
-            auto = AutoModel
+        host = host_class(config.model_type)
+        host.check_dtype(dtype if dtype is not None else kwargs.get("torch_dtype"))
+        auto: Any = host.auto_class(config)
         extra = {"dtype": dtype} if dtype is not None else {}
         base = auto.from_pretrained(name_or_path, config=config, **extra, **kwargs)
         tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs) if tokenizer else None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoModel, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel
 
 from xlt.errors import UnsupportedError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from xlt.routing import Route
 
 Family = Literal["encoder", "encoder_decoder", "decoder"]
+LMObjective = Literal["masked_lm", "span_corruption", "causal_lm"]
 ResidualGetter = Callable[[tuple[Any, ...], dict[str, Any]], torch.Tensor]
 
 
@@ -80,6 +81,12 @@ class Host(ABC):
     name: ClassVar[str]
     family: ClassVar[Family]
     model_types: ClassVar[tuple[str, ...]]
+    # the language-modelling objective a language representation of this family trains with
+    lm_objective: ClassVar[LMObjective]
+    # whether that objective reads logits from an LM head trained apart (the base model has none to use)
+    needs_lm_head: ClassVar[bool] = False
+    # text put before a label or answer tokenised as a target (a decoder continues the source's last word)
+    answer_prefix: ClassVar[str] = ""
     takes_position_ids: ClassVar[bool] = True
     supports_heads: ClassVar[bool] = False
     supports_generation: ClassVar[bool] = True
@@ -88,6 +95,13 @@ class Host(ABC):
     ignored_linears: ClassVar[tuple[str, ...]] = ("lm_head",)
     # why fp16 cannot run this family (None: it can); refused at load, as training refuses fp16
     fp16_refusal: ClassVar[str | None] = None
+
+    @classmethod
+    def auto_class(cls, config: PretrainedConfig) -> type:
+        """The transformers Auto class that loads a model of this family with what the host drives."""
+        # A config that declares itself an encoder-decoder is loaded as one, whatever its family: a mismatch then
+        # fails in transformers or in check_base, each saying why.
+        return AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModel
 
     @classmethod
     def check_dtype(cls, dtype: torch.dtype | str | None) -> None:
@@ -155,6 +169,13 @@ class Host(ABC):
     @abstractmethod
     def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
         """Generation from the assembled batch; representations stay routed per row throughout."""
+
+    def text_to_text_batch(
+        self, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad: int
+    ) -> dict[str, torch.Tensor]:
+        """The teacher-forced training batch of (source ids, target ids) pairs: ``input_ids``,
+        ``attention_mask`` (right-padded with ``pad``) and ``labels`` (-100 where no loss is taken)."""
+        raise self.refuse("text-to-text training (use a task head)")
 
     def refuse(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{self.name} models cannot host {what}")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
+from xlt import batching
+from xlt.batching import IGNORE_INDEX
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -27,6 +31,14 @@ class DecoderHost(Host):
     """Subclasses name the block list and the four modules around each sub-layer."""
 
     family: ClassVar = "decoder"
+    lm_objective: ClassVar[LMObjective] = "causal_lm"
+    answer_prefix: ClassVar[str] = " "
+
+    @classmethod
+    def auto_class(cls, config: PretrainedConfig) -> type:
+        if getattr(config, "is_encoder_decoder", False):
+            return super().auto_class(config)
+        return AutoModelForCausalLM
 
     def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
         raise NotImplementedError
@@ -64,6 +76,16 @@ class DecoderHost(Host):
         labels = kwargs.get("labels")
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return HostOutput(logits=logits, loss=loss, hidden_states=hidden)
+
+    def text_to_text_batch(
+        self, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad: int
+    ) -> dict[str, torch.Tensor]:
+        """One sequence per pair, the target after the source; the loss is taken on the target only."""
+        ids, mask = batching.pad([np.asarray([*s, *t]) for s, t in zip(sources, targets, strict=True)], pad)
+        labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+        for i, source in enumerate(sources):
+            labels[i, : len(source)] = IGNORE_INDEX
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
         return base.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, **kwargs)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -19,6 +19,8 @@ class EncoderHost(Host):
     name: ClassVar[str] = "encoder"
     family: ClassVar = "encoder"
     model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "camembert")
+    lm_objective: ClassVar[LMObjective] = "masked_lm"
+    needs_lm_head: ClassVar[bool] = True
     supports_heads: ClassVar[bool] = True
     supports_generation: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("query", "value")

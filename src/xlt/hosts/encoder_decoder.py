@@ -3,14 +3,18 @@ output through cross-attention, in training and in generation alike."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
+from xlt import batching
+from xlt.batching import IGNORE_INDEX
 from xlt.errors import UnsupportedError, XLTError
-from xlt.hosts.base import BottleneckSite, Host, HostOutput, arg
+from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -25,6 +29,7 @@ class EncoderDecoderHost(Host):
     name: ClassVar[str] = "encoder-decoder"
     family: ClassVar = "encoder_decoder"
     model_types: ClassVar[tuple[str, ...]] = ("t5", "mt5", "umt5")
+    lm_objective: ClassVar[LMObjective] = "span_corruption"
     takes_position_ids: ClassVar[bool] = False
     supports_invertible: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("q", "v")
@@ -57,6 +62,14 @@ class EncoderDecoderHost(Host):
                         )
                     )
         return sites
+
+    def text_to_text_batch(
+        self, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad: int
+    ) -> dict[str, torch.Tensor]:
+        """The sources enter the encoder; the targets are the decoder's labels (T5 shifts them itself)."""
+        ids, mask = batching.pad([np.asarray(s) for s in sources], pad)
+        labels, _ = batching.pad([np.asarray(t) for t in targets], IGNORE_INDEX)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def encode(self, base: PreTrainedModel, batch: Assembled) -> BaseModelOutput:
         out = base.get_encoder()(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask)
