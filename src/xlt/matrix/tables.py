@@ -19,8 +19,6 @@ from xlt.languages import Group, get_language
 from xlt.matrix.configurations import PAPER_NAMES
 from xlt.paths import short
 
-# The paper's column order; configurations it does not name follow alphabetically.
-
 # Metric names where a smaller value wins (everything else: larger wins).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"loss", "perplexity", "ppl", "error", "error_rate", "wer", "cer"})
 
@@ -121,6 +119,7 @@ def language_group(code: str) -> Group:
 
 
 def order_configurations(names: Iterable[str]) -> list[str]:
+    """The paper's column order; configurations it does not name follow alphabetically."""
     names = set(names)
     known = [c for c in PAPER_NAMES if c in names]
     return known + sorted(names - set(PAPER_NAMES))
@@ -178,19 +177,14 @@ def _average(targets: list[str], configurations: list[str], mean: dict[Cell, flo
     }
 
 
-def build_tables(
-    rows: list[dict[str, Any]],
-    metric: str = "accuracy",
-    configurations: list[str] | None = None,
-    targets: list[str] | None = None,
-) -> list[Table]:
-    """One table per (task, source) for ``metric``, sorted by task then source.
+SeedValues = dict[Cell, dict[Any, float]]  # (target, configuration) -> seed -> value
 
-    ``configurations`` and ``targets`` select and order the columns and rows; requested ones without results
-    still appear (as ``–``) so the gap is visible. Averages cover the targets with at least one result.
-    """
-    check_rows(rows)
-    values: dict[tuple[str, str], dict[Cell, dict[Any, float]]] = {}
+
+def _seed_values(
+    rows: list[dict[str, Any]], metric: str, configurations: list[str] | None, targets: list[str] | None
+) -> dict[tuple[str, str], SeedValues]:
+    """The selected rows' values of ``metric`` by (task, source), then by cell and seed; one row per seed."""
+    values: dict[tuple[str, str], SeedValues] = {}
     for i, row in enumerate(rows):
         target, configuration = str(row["target"]), str(row["configuration"])
         if configurations is not None and configuration not in configurations:
@@ -208,43 +202,71 @@ def build_tables(
                 f"{configuration}, seed {seed}; keep one row per seed (deduplicate the store)"
             )
         seeds[seed] = value
+    return values
+
+
+def _target_sets(covered: list[str]) -> list[tuple[str, list[str]]]:
+    """The sets averages are taken over: every covered target, then each language group that has members."""
+    sets: list[tuple[str, list[str]]] = [(f"{ALL_TARGETS} ({len(covered)})", covered)]
+    for group in GROUP_ORDER:
+        members = [t for t in covered if language_group(t) is group]
+        if members:
+            sets.append((f"{group.value} languages ({len(members)})", members))
+    return sets
+
+
+def _table(
+    task: str,
+    source: str,
+    metric: str,
+    cells: SeedValues,
+    configurations: list[str] | None,
+    targets: list[str] | None,
+) -> Table:
+    """One (task, source) table: each cell's mean, std and seed count, and the averages over its target sets."""
+    evaluated = {t for t, _ in cells}
+    row_order = list(targets) if targets is not None else order_targets(evaluated)
+    columns = list(configurations) if configurations is not None else order_configurations(c for _, c in cells)
+    mean = {key: statistics.fmean(v.values()) for key, v in cells.items()}
+    std = {key: statistics.stdev(v.values()) if len(v) > 1 else 0.0 for key, v in cells.items()}
+    n_seeds = {key: len(v) for key, v in cells.items()}
+    sets = _target_sets([t for t in row_order if t in evaluated])
+    return Table(
+        task=task,
+        source=source,
+        metric=metric,
+        targets=row_order,
+        configurations=columns,
+        mean=mean,
+        std=std,
+        seeds=n_seeds,
+        averages=[(label, _average(members, columns, mean)) for label, members in sets],
+        average_targets=dict(sets),
+    )
+
+
+def build_tables(
+    rows: list[dict[str, Any]],
+    metric: str = "accuracy",
+    configurations: list[str] | None = None,
+    targets: list[str] | None = None,
+) -> list[Table]:
+    """One table per (task, source) for ``metric``, sorted by task then source.
+
+    ``configurations`` and ``targets`` select and order the columns and rows; requested ones without results
+    still appear (as ``–``) so the gap is visible. Averages cover the targets with at least one result.
+    """
+    check_rows(rows)
+    values = _seed_values(rows, metric, configurations, targets)
     if not values:
         found = ", ".join(metric_names(rows)) or "none"
         raise ReportError(
             f"no results for metric '{metric}' with the chosen configurations and targets (metrics found: {found}); "
             "pick another metric or widen the selection"
         )
-
-    tables = []
-    for (task, source), cells in sorted(values.items()):
-        evaluated = {t for t, _ in cells}
-        row_order = list(targets) if targets is not None else order_targets(evaluated)
-        columns = list(configurations) if configurations is not None else order_configurations(c for _, c in cells)
-        mean = {key: statistics.fmean(v.values()) for key, v in cells.items()}
-        std = {key: statistics.stdev(v.values()) if len(v) > 1 else 0.0 for key, v in cells.items()}
-        n_seeds = {key: len(v) for key, v in cells.items()}
-
-        covered = [t for t in row_order if t in evaluated]
-        sets: list[tuple[str, list[str]]] = [(f"{ALL_TARGETS} ({len(covered)})", covered)]
-        for group in GROUP_ORDER:
-            members = [t for t in covered if language_group(t) is group]
-            if members:
-                sets.append((f"{group.value} languages ({len(members)})", members))
-        tables.append(
-            Table(
-                task=task,
-                source=source,
-                metric=metric,
-                targets=row_order,
-                configurations=columns,
-                mean=mean,
-                std=std,
-                seeds=n_seeds,
-                averages=[(label, _average(members, columns, mean)) for label, members in sets],
-                average_targets=dict(sets),
-            )
-        )
-    return tables
+    return [
+        _table(task, source, metric, cells, configurations, targets) for (task, source), cells in sorted(values.items())
+    ]
 
 
 # ---- renderers ---------------------------------------------------------------------------------------------
