@@ -156,6 +156,93 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def _chosen_metrics(
+    rows: list[dict[str, Any]],
+    metrics: list[str] | None,
+    configurations: list[str] | None,
+    targets: list[str] | None,
+) -> list[str]:
+    """The metrics to report: the caller's, in the caller's order, else every metric of the selected cells."""
+    if metrics is not None:
+        chosen = list(dict.fromkeys(metrics))
+    else:
+        # only metrics of the selected cells, so a selection never fails on a metric it filtered away
+        selected = [
+            row
+            for row in rows
+            if (configurations is None or str(row["configuration"]) in configurations)
+            and (targets is None or str(row["target"]) in targets)
+        ]
+        chosen = metric_names(selected)
+    if not chosen:
+        raise ReportError("no metrics to report (the rows' 'metrics' dicts are empty and none were requested)")
+    return chosen
+
+
+def _page_tables(
+    rows: list[dict[str, Any]], chosen: list[str], configurations: list[str] | None, targets: list[str] | None
+) -> list[Table]:
+    tables = [t for m in chosen for t in build_tables(rows, m, configurations=configurations, targets=targets)]
+    # the page reads task by task, source by source, with the metrics of one pair together
+    tables.sort(key=lambda t: (t.task, t.source, chosen.index(t.metric)))
+    return tables
+
+
+def _write_table(directory: Path, table: Table, stem: str) -> list[Path]:
+    """The table's own files: Markdown, CSV, LaTeX, then its two plots."""
+    heading = f"# {table.task} · source {table.source} · {table.metric}\n\n"
+    return [
+        atomic_write_text(directory / f"{stem}.md", heading + to_markdown(table)),
+        atomic_write_text(directory / f"{stem}.csv", to_csv(table)),
+        atomic_write_text(directory / f"{stem}.tex", to_latex(table)),
+        heatmap(table, directory / f"{stem}-heatmap.png"),
+        bar_plot(table, directory / f"{stem}-bars.png"),
+    ]
+
+
+def _table_section(table: Table, stem: str) -> str:
+    """The page's part for one table: the table, its plots, links to its files."""
+    what = f"{table.task}, source {table.source}, {table.metric}"
+    return (
+        f"### {table.metric}\n\n{to_markdown(table)}\n"
+        f"![{what}: heatmap of targets by configurations]({stem}-heatmap.png)\n\n"
+        f"![{what}: averages per configuration]({stem}-bars.png)\n\n"
+        f"Files: [Markdown]({stem}.md) · [CSV]({stem}.csv) · [LaTeX]({stem}.tex)\n"
+    )
+
+
+def _sections(tables: list[Table], stems: list[str]) -> list[str]:
+    """Every table's section, under one heading per (task, source)."""
+    sections: list[str] = []
+    current = None
+    for table, stem in zip(tables, stems, strict=True):
+        if (table.task, table.source) != current:
+            current = (table.task, table.source)
+            sections.append(f"## {table.task} · source {table.source}\n")
+        sections.append(_table_section(table, stem))
+    return sections
+
+
+def _configuration_section(config_text: str | None) -> str:
+    if config_text is None:
+        return "## Configuration\n\nNo configuration was given for these results.\n"
+    fence = _fence(config_text)
+    return f"## Configuration\n\n{fence}yaml\n{config_text}{fence}\n"
+
+
+def _page(
+    title: str, rows: list[dict[str, Any]], notes: list[str] | None, sections: list[str], config_text: str | None
+) -> str:
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    page = [f"# {title}\n", f"Generated {generated} from {_summary(rows)}\n"]
+    if notes:
+        page.append("## Notes\n\n" + "".join(f"- {note}\n" for note in notes))
+    page += sections
+    page.append(f"## Results\n\nEvery result row, one line each: [{RESULTS}]({RESULTS})\n")
+    page.append(_configuration_section(config_text))
+    return "\n".join(page)
+
+
 def render_report(
     rows: list[dict[str, Any]],
     out_dir: Path,
@@ -175,61 +262,13 @@ def render_report(
     """
     check_rows(rows)
     config_text = _config_yaml(config)  # before any write: a bad config leaves the directory untouched
-    if metrics is not None:
-        chosen = list(dict.fromkeys(metrics))  # the caller's order
-    else:
-        # only metrics of the selected cells, so a selection never fails on a metric it filtered away
-        selected = [
-            row
-            for row in rows
-            if (configurations is None or str(row["configuration"]) in configurations)
-            and (targets is None or str(row["target"]) in targets)
-        ]
-        chosen = metric_names(selected)
-    if not chosen:
-        raise ReportError("no metrics to report (the rows' 'metrics' dicts are empty and none were requested)")
-    tables = [t for m in chosen for t in build_tables(rows, m, configurations=configurations, targets=targets)]
-    # the page reads task by task, source by source, with the metrics of one pair together
-    tables.sort(key=lambda t: (t.task, t.source, chosen.index(t.metric)))
+    chosen = _chosen_metrics(rows, metrics, configurations, targets)
+    tables = _page_tables(rows, chosen, configurations, targets)
+    stems = _stems(tables)
 
     directory = make_dir(Path(out_dir), adopt=True)
-    files: list[Path] = []
-    sections: list[str] = []
-    current = None
-    for table, stem in zip(tables, _stems(tables), strict=True):
-        files.append(
-            atomic_write_text(
-                directory / f"{stem}.md",
-                f"# {table.task} · source {table.source} · {table.metric}\n\n{to_markdown(table)}",
-            )
-        )
-        files.append(atomic_write_text(directory / f"{stem}.csv", to_csv(table)))
-        files.append(atomic_write_text(directory / f"{stem}.tex", to_latex(table)))
-        files.append(heatmap(table, directory / f"{stem}-heatmap.png"))
-        files.append(bar_plot(table, directory / f"{stem}-bars.png"))
-        if (table.task, table.source) != current:
-            current = (table.task, table.source)
-            sections.append(f"## {table.task} · source {table.source}\n")
-        what = f"{table.task}, source {table.source}, {table.metric}"
-        sections.append(
-            f"### {table.metric}\n\n{to_markdown(table)}\n"
-            f"![{what}: heatmap of targets by configurations]({stem}-heatmap.png)\n\n"
-            f"![{what}: averages per configuration]({stem}-bars.png)\n\n"
-            f"Files: [Markdown]({stem}.md) · [CSV]({stem}.csv) · [LaTeX]({stem}.tex)\n"
-        )
+    files = [path for table, stem in zip(tables, stems, strict=True) for path in _write_table(directory, table, stem)]
     files.append(atomic_write_text(directory / RESULTS, results_csv(rows)))
-
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    page = [f"# {title}\n", f"Generated {generated} from {_summary(rows)}\n"]
-    if notes:
-        page.append("## Notes\n\n" + "".join(f"- {note}\n" for note in notes))
-    page += sections
-    page.append(f"## Results\n\nEvery result row, one line each: [{RESULTS}]({RESULTS})\n")
-    if config_text is None:
-        page.append("## Configuration\n\nNo configuration was given for these results.\n")
-    else:
-        fence = _fence(config_text)
-        page.append(f"## Configuration\n\n{fence}yaml\n{config_text}{fence}\n")
-    page_path = atomic_write_text(directory / PAGE, "\n".join(page))
+    page_path = atomic_write_text(directory / PAGE, _page(title, rows, notes, _sections(tables, stems), config_text))
     files.append(page_path)
     return Report(directory=directory, page=page_path, files=files, tables=tables)
