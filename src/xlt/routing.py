@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -64,6 +64,62 @@ def resolve(plan: Plan, bank: Mapping[str, Representation]) -> ResolvedPlan:
     return ResolvedPlan(plan, reps)
 
 
+@dataclass
+class _RowsByRep:
+    """The rows (in batch order) that use each representation, per entry, gathered one plan at a time."""
+
+    prompts: dict[tuple[str, ...], list[int]] = field(default_factory=dict)  # keyed by the plan's prompt names
+    prompt_reps: dict[tuple[str, ...], tuple[Representation, ...]] = field(default_factory=dict)
+    stacks: list[dict[str, list[int]]] = field(default_factory=list)  # one per stacking depth
+    loras: dict[str, list[int]] = field(default_factory=dict)
+    heads: dict[str, list[int]] = field(default_factory=dict)
+    invertible: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, resolved: ResolvedPlan, rows: list[int]) -> None:
+        prompts = resolved.by_entry("input")
+        if prompts:
+            key = tuple(rep.name for rep in prompts)
+            self.prompts.setdefault(key, []).extend(rows)
+            self.prompt_reps[key] = prompts
+        blocks = resolved.by_entry("blocks")
+        for depth, rep in enumerate(blocks):
+            while len(self.stacks) <= depth:
+                self.stacks.append({})
+            self.stacks[depth].setdefault(rep.name, []).extend(rows)
+        coupled = [rep for rep in blocks if getattr(rep.body, "invertible", None) is not None]
+        if coupled:  # as AdapterHub's Stack: the first invertible adapter of the plan
+            self.invertible.setdefault(coupled[0].name, []).extend(rows)
+        for rep in resolved.by_entry("linears"):
+            self.loras.setdefault(rep.name, []).extend(rows)
+        head = resolved.head
+        if head is not None:
+            self.heads.setdefault(head.name, []).extend(rows)
+
+
+def _plans_and_rows(plans: Sequence[ResolvedPlan]) -> list[tuple[ResolvedPlan, list[int]]]:
+    """Each distinct plan once, in order of first use, with the rows that use it."""
+    by_plan: dict[Plan, list[int]] = {}
+    for row, resolved in enumerate(plans):
+        by_plan.setdefault(resolved.plan, []).append(row)
+    last = {resolved.plan: resolved for resolved in plans}
+    return [(last[plan], rows) for plan, rows in by_plan.items()]
+
+
+def _disjoint_layers(rows_by_name: Mapping[str, list[int]]) -> list[list[str]]:
+    """Names grouped so that the rows within a group are disjoint, each name in the first group it fits."""
+    layers: list[tuple[set[int], list[str]]] = []
+    for name, rows in rows_by_name.items():
+        taken = set(rows)
+        for used, names in layers:
+            if not used & taken:
+                used |= taken
+                names.append(name)
+                break
+        else:
+            layers.append((taken, [name]))
+    return [names for _, names in layers]
+
+
 class Route:
     """The grouping of a batch's rows by representation, computed once per forward or generate call."""
 
@@ -74,60 +130,23 @@ class Route:
         self.batch_size = len(plans)
         self.device = device
         self._expanded: dict[tuple[int, int], torch.Tensor] = {}
-        by_plan: dict[Plan, list[int]] = {}
-        for row, resolved in enumerate(plans):
-            by_plan.setdefault(resolved.plan, []).append(row)
-        self.uniform = len(by_plan) == 1
-        first = {resolved.plan: resolved for resolved in plans}
-
-        prompt_rows: dict[tuple[str, ...], list[int]] = {}
-        prompt_reps: dict[tuple[str, ...], tuple[Representation, ...]] = {}
-        stacks: list[dict[str, list[int]]] = []
-        lora_rows: dict[str, list[int]] = {}
-        head_rows: dict[str, list[int]] = {}
-        invertible_rows: dict[str, list[int]] = {}
-        self.reps: dict[str, Representation] = {}
-        for plan, rows in by_plan.items():
-            resolved = first[plan]
-            for rep in resolved.reps:
-                self.reps[rep.name] = rep
-            prompts = resolved.by_entry("input")
-            if prompts:
-                key = tuple(rep.name for rep in prompts)
-                prompt_rows.setdefault(key, []).extend(rows)
-                prompt_reps[key] = prompts
-            for depth, rep in enumerate(resolved.by_entry("blocks")):
-                while len(stacks) <= depth:
-                    stacks.append({})
-                stacks[depth].setdefault(rep.name, []).extend(rows)
-            coupled = [rep for rep in resolved.by_entry("blocks") if getattr(rep.body, "invertible", None) is not None]
-            if coupled:  # as AdapterHub's Stack: the first invertible adapter of the plan
-                invertible_rows.setdefault(coupled[0].name, []).extend(rows)
-            for rep in resolved.by_entry("linears"):
-                lora_rows.setdefault(rep.name, []).extend(rows)
-            head = resolved.head
-            if head is not None:
-                head_rows.setdefault(head.name, []).extend(rows)
-        self.headless_rows = self.batch_size - sum(len(r) for r in head_rows.values())
-
-        self.prompt_groups = [(prompt_reps[key], self._rows(rows)) for key, rows in prompt_rows.items()]
-        self.stack = [[(self.reps[name], self._rows(rows)) for name, rows in depth.items()] for depth in stacks]
-        self.loras = [(self.reps[name], self._rows(rows)) for name, rows in lora_rows.items()]
-        # LoRA groups with disjoint rows, which one gathered product can serve (a row's deltas add up in any order)
-        layers: list[tuple[set[int], list[str]]] = []
-        for name, rows in lora_rows.items():
-            taken = set(rows)
-            for used, names in layers:
-                if not used & taken:
-                    used |= taken
-                    names.append(name)
-                    break
-            else:
-                layers.append((taken, [name]))
-        self.lora_layers = [[(self.reps[n], self._rows(lora_rows[n])) for n in names] for _, names in layers]
         self._gathers: dict[tuple[tuple[int, ...], int], tuple[torch.Tensor, torch.Tensor]] = {}
-        self.heads = [(self.reps[name], self._rows(rows)) for name, rows in head_rows.items()]
-        self.invertible = [(self.reps[name], self._rows(rows)) for name, rows in invertible_rows.items()]
+        self.reps: dict[str, Representation] = {}
+        used = _RowsByRep()
+        for resolved, rows in _plans_and_rows(plans):
+            self.reps.update((rep.name, rep) for rep in resolved.reps)
+            used.add(resolved, rows)
+        self.headless_rows = self.batch_size - sum(len(r) for r in used.heads.values())
+        self.prompt_groups = [(used.prompt_reps[key], self._rows(rows)) for key, rows in used.prompts.items()]
+        self.stack = [self._groups(depth) for depth in used.stacks]
+        self.loras = self._groups(used.loras)
+        # LoRA groups with disjoint rows, which one gathered product can serve (a row's deltas add up in any order)
+        self.lora_layers = [self._groups({n: used.loras[n] for n in names}) for names in _disjoint_layers(used.loras)]
+        self.heads = self._groups(used.heads)
+        self.invertible = self._groups(used.invertible)
+
+    def _groups(self, rows_by_name: Mapping[str, list[int]]) -> list[tuple[Representation, Rows]]:
+        return [(self.reps[name], self._rows(rows)) for name, rows in rows_by_name.items()]
 
     def _rows(self, rows: list[int]) -> Rows:
         if len(rows) == self.batch_size:
