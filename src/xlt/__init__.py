@@ -1,7 +1,5 @@
 """xlt: zero-shot cross-lingual transfer with composable language and task representations."""
 
-__version__ = "0.1.0"
-
 from xlt.errors import FingerprintError, FormatError, PlanError, UnsupportedError, XLTError
 from xlt.fingerprint import Fingerprint
 from xlt.model import XLTModel, XLTOutput
@@ -16,6 +14,7 @@ from xlt.reps import (
     Role,
     register_kind,
 )
+from xlt.version import __version__
 
 __all__ = [
     "BottleneckConfig",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from xlt import __version__
 from xlt.assembly import Assembled, assemble
 from xlt.batching import IGNORE_INDEX
-from xlt.errors import PlanError, UnsupportedError, XLTError, brief
+from xlt.errors import PlanError, XLTError, brief
 from xlt.fingerprint import Fingerprint
 from xlt.hosts import host_class, host_for
 from xlt.hosts.base import HostOutput
@@ -25,6 +23,7 @@ from xlt.plan import Plan
 from xlt.reps.base import RepConfig, RepInfo, Representation, Role, check_name
 from xlt.reps.context import BuildContext
 from xlt.reps.heads import Head, HeadConfig
+from xlt.reps.identity import check_fits, default_name, provenance
 from xlt.reps.registry import kind_of_config
 from xlt.routing import ResolvedPlan, Route, resolve
 from xlt.runtime import Runtime
@@ -112,12 +111,12 @@ class XLTModel(nn.Module):
                 raise XLTError(f"{key}= must be a string, got {brief(value)} ({type(value).__name__})")
         if head is not None and not isinstance(head, HeadConfig):
             raise XLTError(f"head= must be a HeadConfig, got {type(head).__name__} (use HeadConfig(type=..., ...))")
-        name = check_name(name if name is not None else f"{language if role is Role.LANGUAGE else task}/{kind.name}")
+        name = check_name(name if name is not None else default_name(role, language, task, kind.name))
         if name in self.reps:
             raise XLTError(f"rep '{name}' already exists in this model (remove it first, or pass another name=)")
-        info = RepInfo(name, kind.name, role, language, task, self.fingerprint, self._provenance())
+        info = RepInfo(name, kind.name, role, language, task, self.fingerprint, provenance())
         if head is not None:
-            self._check_head(name, role, head)
+            self.host.check_head(name, role, head)
         if language_name is None and language is not None:
             try:
                 language_name = get_language(language).name
@@ -126,7 +125,7 @@ class XLTModel(nn.Module):
                     raise XLTError(f"{exc}; or pass language_name= for the prompt's init text") from None
                 language_name = None
         ctx = BuildContext(self.base, self.host, self.tokenizer, language_name, task)
-        self._check_kind(config, name)
+        self.host.check_kind(config, name)
         body = kind.build(config, ctx)
         head_module = Head(head, ctx.hidden_size).to(self.device) if head is not None else None
         rep = Representation(info, config, body, head_module)
@@ -145,14 +144,10 @@ class XLTModel(nn.Module):
         check_name(rep.name)
         if rep.name in self.reps:
             raise XLTError(f"rep '{rep.name}' already exists in this model (remove it first, or rename it)")
-        recorded = rep.info.fingerprint
-        if recorded is not None:
-            if allow_other_base:
-                recorded = Fingerprint(self.fingerprint.name, *list(recorded.shape.values()))
-            recorded.check_compatible(self.fingerprint, rep.name)
-        self._check_kind(rep.config, rep.name)
+        check_fits(rep.info.fingerprint, self.fingerprint, rep.name, allow_other_base)
+        self.host.check_kind(rep.config, rep.name)
         if rep.head is not None:
-            self._check_head(rep.name, rep.role, rep.head.config)
+            self.host.check_head(rep.name, rep.role, rep.head.config)
         rep.requires_grad_(False)
         if rep.entry == "blocks":
             self.runtime.install_sites()
@@ -190,24 +185,6 @@ class XLTModel(nn.Module):
         if name not in self.reps:
             raise XLTError(f"no rep '{name}' in this model (it has: {', '.join(self.reps) or 'none'})")
         return self.reps[name]  # type: ignore[return-value]
-
-    def _check_kind(self, config: RepConfig, name: str) -> None:
-        if getattr(config, "invertible", None) and not self.host.supports_invertible:
-            raise UnsupportedError(
-                f"rep '{name}': {self.host.name} models cannot host an invertible adapter (use invertible=None)"
-            )
-
-    def _check_head(self, name: str, role: Role, head: HeadConfig) -> None:
-        if not self.host.supports_heads:
-            raise UnsupportedError(
-                f"rep '{name}': {self.host.name} models are text-to-text and take no head (drop head=, and "
-                "train the task as generation)"
-            )
-        if role is not Role.TASK:
-            raise XLTError(f"rep '{name}': only task representations may own a head")
-
-    def _provenance(self) -> dict[str, Any]:
-        return {"xlt_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
     @property
     def device(self) -> torch.device:
@@ -291,12 +268,7 @@ class XLTModel(nn.Module):
         """
         self._check_inputs(input_ids, attention_mask)
         route = self.route(input_ids.shape[0], plan, plans)
-        if labels is not None and self.host.family == "encoder" and not route.heads:
-            raise PlanError("labels= on an encoder needs a plan with a task head (add one with head=HeadConfig(...))")
-        if self.host.family == "encoder_decoder" and labels is None and decoder_input_ids is None:
-            raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
-        if decoder_input_ids is not None and self.host.family != "encoder_decoder":
-            raise XLTError(f"decoder_input_ids= is for encoder-decoders; this is a {self.host.name} model")
+        self.host.check_forward(labels, decoder_input_ids, has_head=bool(route.heads))
         self._check_length(input_ids, attention_mask, route)
         self._check_decoder_inputs(input_ids, labels, decoder_input_ids, decoder_attention_mask)
         if labels is not None:
@@ -372,11 +344,7 @@ class XLTModel(nn.Module):
             kind, classes = head.config.type, head.config.num_labels
             check_head_labels(kind, labels, rows, length, classes)
             return
-        if self.host.family == "decoder" and labels.shape != input_ids.shape:
-            raise XLTError(
-                f"labels have shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}; a causal LM's labels "
-                "are the input ids themselves (-100 where no loss is wanted)"
-            )
+        self.host.check_lm_labels(input_ids, labels)
         if labels.dim() != 2:
             raise XLTError(
                 f"labels must be 2-D [batch, target_length] token ids, got shape {tuple(labels.shape)} "
@@ -480,7 +448,7 @@ class XLTModel(nn.Module):
         Encoder-decoders return the decoder's sequences; decoder-only models return the new tokens only.
         """
         if not self.host.supports_generation:  # refuse before any compute, as every other refusal
-            raise self.host.refuse("generation (an encoder has no decoder; use a task head)")
+            raise self.host.generation_refusal()
         routed = sorted(set(generate_kwargs) & set(_ROUTED_GENERATE_KWARGS))
         if routed:
             raise XLTError(
@@ -491,7 +459,7 @@ class XLTModel(nn.Module):
         route = self.route(input_ids.shape[0], plan, plans)
         if route.heads:
             raise PlanError("plans with a head cannot generate; call the model to get head logits")
-        if self.host.family == "decoder":  # encoder-decoders' decoders have relative positions: no table to overrun
+        if self.host.generation_continues_input:  # else the new tokens take positions of their own (T5's decoder)
             width = self._assembled_width(input_ids, attention_mask, route)
             self._check_length(input_ids, attention_mask, route, self._new_tokens(width, generate_kwargs))
         with self.runtime.active(route):

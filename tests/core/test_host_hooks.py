@@ -6,9 +6,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from xlt import UnsupportedError
+from tiny_models import tiny_base
+from xlt import BottleneckConfig, HeadConfig, PlanError, Role, UnsupportedError, XLTError
 from xlt.batching import pad
-from xlt.hosts import HOSTS, host_class, supported_model_types
+from xlt.hosts import HOSTS, host_class, host_for, supported_model_types
 from xlt.hosts.decoder import GPT2Host, LlamaHost
 from xlt.hosts.encoder import EncoderHost
 from xlt.hosts.encoder_decoder import EncoderDecoderHost
@@ -91,3 +92,60 @@ def test_auto_class_as_before(model_type, is_encoder_decoder):
 )
 def test_auto_class_per_family(model_type, auto):
     assert host_class(model_type).auto_class(AutoConfig.for_model(model_type)) is auto
+
+
+def test_generation_refused_by_the_family_without_a_decoder():
+    host = EncoderHost()
+    assert not host.supports_generation
+    with pytest.raises(UnsupportedError, match=r"encoder models cannot host generation \(an encoder has no decoder"):
+        host.generate(None, None, None)  # type: ignore[arg-type]
+    assert str(host.generation_refusal()) == (
+        "encoder models cannot host generation (an encoder has no decoder; use a task head)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "task_type", "submodules"),
+    [(EncoderHost, "FEATURE_EXTRACTION", 1), (EncoderDecoderHost, "SEQ_2_SEQ_LM", 2), (GPT2Host, "CAUSAL_LM", 1)],
+)
+def test_peft_layout(host, task_type, submodules):
+    assert (host.peft_task_type, host.peft_submodules) == (task_type, submodules)
+
+
+def test_forward_checks_per_family():
+    ids = torch.ones(1, 2, dtype=torch.long)
+    with pytest.raises(PlanError, match="labels= on an encoder needs a plan with a task head"):
+        EncoderHost().check_forward(ids, None, has_head=False)
+    EncoderHost().check_forward(ids, None, has_head=True)
+    with pytest.raises(XLTError, match="an encoder-decoder forward needs labels= or decoder_input_ids="):
+        EncoderDecoderHost().check_forward(None, None, has_head=False)
+    EncoderDecoderHost().check_forward(None, ids, has_head=False)
+    with pytest.raises(XLTError, match="decoder_input_ids= is for encoder-decoders; this is a gpt2 model"):
+        GPT2Host().check_forward(ids, ids, has_head=False)
+    with pytest.raises(XLTError, match="a causal LM's labels are the input ids themselves"):
+        LlamaHost().check_lm_labels(ids, torch.ones(1, 3, dtype=torch.long))
+    EncoderDecoderHost().check_lm_labels(ids, torch.ones(1, 3, dtype=torch.long))
+
+
+def test_only_decoders_generate_after_the_input():
+    assert [host.generation_continues_input for host in HOSTS] == [False, False, True, True]
+
+
+def test_rep_checks():
+    head = HeadConfig("sequence", num_labels=2)
+    with pytest.raises(UnsupportedError, match="rep 'sk/bottleneck': encoder-decoder models cannot host an invertible"):
+        EncoderDecoderHost().check_kind(BottleneckConfig(invertible="nice"), "sk/bottleneck")
+    GPT2Host().check_kind(BottleneckConfig(invertible="nice"), "sk/bottleneck")
+    with pytest.raises(UnsupportedError, match="rep 'x': gpt2 models are text-to-text and take no head"):
+        GPT2Host().check_head("x", Role.TASK, head)
+    with pytest.raises(XLTError, match="rep 'x': only task representations may own a head"):
+        EncoderHost().check_head("x", Role.LANGUAGE, head)
+    EncoderHost().check_head("x", Role.TASK, head)
+
+
+@pytest.mark.parametrize(("arch", "suffix"), [("bert", ""), ("t5", ""), ("gpt2", ".attention_adapters")])
+def test_adapterhub_path(arch, suffix):
+    base = tiny_base(arch)
+    host = host_for(base)
+    site = host.bottleneck_sites(base)[0]
+    assert host.adapterhub_path(site, "owner") == f"owner{suffix}"

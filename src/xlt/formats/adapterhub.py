@@ -37,15 +37,16 @@ from safetensors.torch import save_file
 
 from xlt.errors import FormatError, UnsupportedError, XLTError
 from xlt.formats.atomic import atomic_directory
-from xlt.formats.interop import (
+from xlt.formats.foreign import (
     FOREIGN_CONFIG_NAME,
     check_base_name,
+    import_provenance,
     load_tensors,
-    provenance,
     read_json,
     rep_identity,
 )
-from xlt.reps.base import RepInfo, Representation, Role
+from xlt.formats.tensors import key_mismatch, shape_mismatch
+from xlt.reps.base import RepBody, RepInfo, Representation, Role
 from xlt.reps.bottleneck import BottleneckConfig
 from xlt.reps.context import BuildContext
 from xlt.reps.registry import get_kind
@@ -194,10 +195,7 @@ def hub_paths(model: XLTModel) -> dict[str, str]:
     paths = {}
     for site in model.host.bottleneck_sites(model.base):
         owner = names[id(site.output_module)].rpartition(".")[0]
-        if model.host.family == "decoder":
-            # Decoder-only blocks get sibling BottleneckLayer modules; the sub-layers stay untouched.
-            owner = f"{owner}.{'attention_adapters' if site.where == 'attn' else 'output_adapters'}"
-        paths[site.key] = owner
+        paths[site.key] = model.host.adapterhub_path(site, owner)
     return paths
 
 
@@ -290,38 +288,15 @@ def import_adapterhub(
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     data = read_json(path)
-    if "peft_type" in data:
-        raise FormatError(f"{path} is a PEFT config, not AdapterHub's (use xlt.formats.import_peft_prompt)")
-    hub = data.get("config")
-    if not isinstance(hub, Mapping):
-        raise FormatError(f"{path} has no adapter 'config' dict (got {type(hub).__name__}); re-save it with adapters")
-    config = bottleneck_config(hub, path, legacy="version" not in data)
+    config = _adapter_config(data, path)
     _check_model(model, data, path, allow_other_base)
     _check_head(directory, ignore_head)
     hub_name = data.get("name")
     if not isinstance(hub_name, str) or not hub_name:
         raise FormatError(f"{path} names no adapter ('name' is {hub_name!r}); re-save it with save_adapter")
     tensors, weights = load_tensors(directory, WEIGHTS_NAME, PICKLE_WEIGHTS_NAME)
-    state = _xlt_state(model, tensors, hub_name, weights)
-
-    context = BuildContext(model.base, model.host, model.tokenizer, None, task)
-    body = get_kind("bottleneck").build(config, context)
-    expected = body.state_dict()
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise FormatError(
-            f"{weights} lacks {len(missing)} tensor(s) its config implies, e.g. {missing[0]} "
-            "(saved with leave_out, or incomplete)"
-        )
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise FormatError(
-                f"{weights}: {key} has shape {tuple(value.shape)}, expected "
-                f"{tuple(expected[key].shape)} from the config; the files do not match"
-            )
-    with torch.no_grad():
-        body.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
-    source = provenance(
+    body = _body(model, config, task, _xlt_state(model, tensors, hub_name, weights), weights)
+    source = import_provenance(
         "adapterhub",
         directory,
         weights_file=weights.name,
@@ -331,6 +306,39 @@ def import_adapterhub(
     )
     info = RepInfo(rep_name, "bottleneck", role, language, task, model.fingerprint, source)
     return model.attach(Representation(info, config, body))
+
+
+def _adapter_config(data: Mapping[str, Any], path: Path) -> BottleneckConfig:
+    """The xlt config of an AdapterHub ``adapter_config.json`` (refusing a PEFT one)."""
+    if "peft_type" in data:
+        raise FormatError(f"{path} is a PEFT config, not AdapterHub's (use xlt.formats.import_peft_prompt)")
+    hub = data.get("config")
+    if not isinstance(hub, Mapping):
+        raise FormatError(f"{path} has no adapter 'config' dict (got {type(hub).__name__}); re-save it with adapters")
+    return bottleneck_config(hub, path, legacy="version" not in data)
+
+
+def _body(
+    model: XLTModel, config: BottleneckConfig, task: str | None, state: dict[str, torch.Tensor], weights: Path
+) -> RepBody:
+    """The bottleneck body ``config`` builds on ``model``, holding ``state`` (every tensor there, shapes checked)."""
+    body = get_kind("bottleneck").build(config, BuildContext(model.base, model.host, model.tokenizer, None, task))
+    expected = body.state_dict()
+    missing, _ = key_mismatch(state, expected)
+    if missing:
+        raise FormatError(
+            f"{weights} lacks {len(missing)} tensor(s) its config implies, e.g. {missing[0]} "
+            "(saved with leave_out, or incomplete)"
+        )
+    key = shape_mismatch(state, expected)
+    if key is not None:
+        raise FormatError(
+            f"{weights}: {key} has shape {tuple(state[key].shape)}, expected "
+            f"{tuple(expected[key].shape)} from the config; the files do not match"
+        )
+    with torch.no_grad():
+        body.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
+    return body
 
 
 def export_adapterhub(

@@ -30,11 +30,11 @@ from safetensors.torch import save_file
 
 from xlt.errors import FormatError, UnsupportedError, XLTError
 from xlt.formats.atomic import atomic_directory
-from xlt.formats.interop import (
+from xlt.formats.foreign import (
     FOREIGN_CONFIG_NAME,
     check_base_name,
+    import_provenance,
     load_tensors,
-    provenance,
     read_json,
     rep_identity,
 )
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_WEIGHTS_NAME = "adapter_model.bin"
 TENSOR_NAME = "prompt_embeddings"
-TASK_TYPES = {"encoder_decoder": "SEQ_2_SEQ_LM", "decoder": "CAUSAL_LM", "encoder": "FEATURE_EXTRACTION"}
 # PEFT's init names and xlt's; the weights are what count, the init is kept as a record of where they began.
 INIT_FROM_PEFT = {"TEXT": "text", "SAMPLE_VOCAB": "vocab", "RANDOM": "random"}
 
@@ -82,6 +81,29 @@ def import_peft_prompt(
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     config = read_json(path)
+    n, token_dim, submodules = _prompt_shape(model, config, path)
+    check_base_name(model, config.get("base_model_name_or_path"), path, allow_other_base)
+    table, weights = _prompt_table(directory, n, token_dim, submodules)
+
+    init = INIT_FROM_PEFT.get(str(config.get("prompt_tuning_init")), "random")
+    init_text = config.get("prompt_tuning_init_text") if init == "text" else None
+    rep_config = PromptConfig(num_virtual_tokens=n, init=init, init_text=init_text)  # type: ignore[arg-type]
+    source = import_provenance(
+        "peft-prompt-tuning",
+        directory,
+        weights_file=weights.name,
+        peft_version=config.get("peft_version"),
+        peft_task_type=config.get("task_type"),
+        rows_used=f"first {n} of {table.shape[0]}",
+        base_model_name_or_path=config.get("base_model_name_or_path"),
+    )
+    info = RepInfo(rep_name, "prompt", role, language, task, model.fingerprint, source)
+    return model.attach(Representation(info, rep_config, SoftPrompt(table[:n].float().clone())))
+
+
+def _prompt_shape(model: XLTModel, config: dict[str, Any], path: Path) -> tuple[int, int, int]:
+    """``(num_virtual_tokens, token_dim, num_transformer_submodules)`` of a PEFT config, checked against the
+    model: a prompt-tuning config whose prompt fits this model's embeddings and family."""
     peft_type = config.get("peft_type")
     if peft_type != "PROMPT_TUNING":
         raise FormatError(
@@ -100,14 +122,17 @@ def import_peft_prompt(
             f"{path} holds a prompt of token_dim={token_dim}; this model's input embeddings have {hidden} "
             "(import it on the model it was trained for)"
         )
-    seq2seq = model.host.family == "encoder_decoder"
+    seq2seq = model.host.peft_task_type == "SEQ_2_SEQ_LM"
     if not seq2seq and (submodules != 1 or task_type == "SEQ_2_SEQ_LM"):
         raise UnsupportedError(
             f"{path} is a seq2seq prompt (task_type {task_type}, {submodules} submodules) and this is a "
             f"{model.host.name} model; import it on an encoder-decoder"
         )
-    check_base_name(model, config.get("base_model_name_or_path"), path, allow_other_base)
+    return n, token_dim, submodules
 
+
+def _prompt_table(directory: Path, n: int, token_dim: int, submodules: int) -> tuple[torch.Tensor, Path]:
+    """The saved prompt table, alone in its weights file and shaped as the config says, and that file."""
     tensors, weights = load_tensors(directory, WEIGHTS_NAME, PICKLE_WEIGHTS_NAME)
     extra = sorted(set(tensors) - {TENSOR_NAME})
     if extra or TENSOR_NAME not in tensors:
@@ -122,30 +147,7 @@ def import_peft_prompt(
             f"({submodules * n}, {token_dim}) from num_virtual_tokens={n} x num_transformer_submodules="
             f"{submodules}; the files do not belong together"
         )
-    vectors = table[:n].float().clone()
-
-    init = INIT_FROM_PEFT.get(str(config.get("prompt_tuning_init")), "random")
-    init_text = config.get("prompt_tuning_init_text") if init == "text" else None
-    rep_config = PromptConfig(num_virtual_tokens=n, init=init, init_text=init_text)  # type: ignore[arg-type]
-    info = RepInfo(
-        rep_name,
-        "prompt",
-        role,
-        language,
-        task,
-        model.fingerprint,
-        provenance(
-            "peft-prompt-tuning",
-            directory,
-            weights_file=weights.name,
-            peft_version=config.get("peft_version"),
-            peft_task_type=task_type,
-            rows_used=f"first {n} of {table.shape[0]}",
-            base_model_name_or_path=config.get("base_model_name_or_path"),
-        ),
-    )
-    rep = Representation(info, rep_config, SoftPrompt(vectors))
-    return model.attach(rep)
+    return table, weights
 
 
 def export_peft_prompt(
@@ -169,9 +171,8 @@ def export_peft_prompt(
         raise UnsupportedError(
             f"rep '{rep_name}' owns a head, which PEFT prompt tuning cannot carry; save it in xlt's format"
         )
-    family = model.host.family
     vectors = rep.body.embedding.detach().to("cpu", torch.float32)
-    submodules = 2 if family == "encoder_decoder" else 1
+    submodules = model.host.peft_submodules
     table = torch.cat([vectors] * submodules).contiguous()
     n, token_dim = vectors.shape
     base_config = model.base.config
@@ -189,7 +190,7 @@ def export_peft_prompt(
         "prompt_tuning_init": "RANDOM",
         "prompt_tuning_init_text": None,
         "revision": None,
-        "task_type": TASK_TYPES[family],
+        "task_type": model.host.peft_task_type,
         "token_dim": int(token_dim),
         "tokenizer_kwargs": None,
         "tokenizer_name_or_path": None,

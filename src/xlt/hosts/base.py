@@ -1,4 +1,6 @@
-"""A host knows where representations enter one family of base models. No ``if arch ==`` elsewhere."""
+"""The Host interface: what one family of base models is to xlt (where representations enter it, how a forward
+and a generation run, how it is loaded, trained and written to other formats), so that nothing else branches
+on the family."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel
 
-from xlt.errors import UnsupportedError
+from xlt.errors import UnsupportedError, XLTError
+from xlt.reps.base import RepConfig, Role
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
+    from xlt.reps.heads import HeadConfig
     from xlt.routing import Route
 
 Family = Literal["encoder", "encoder_decoder", "decoder"]
@@ -87,7 +91,6 @@ class Host(ABC):
     needs_lm_head: ClassVar[bool] = False
     # text put before a label or answer tokenised as a target (a decoder continues the source's last word)
     answer_prefix: ClassVar[str] = ""
-    takes_position_ids: ClassVar[bool] = True
     supports_heads: ClassVar[bool] = False
     supports_generation: ClassVar[bool] = True
     supports_invertible: ClassVar[bool] = True
@@ -95,6 +98,11 @@ class Host(ABC):
     ignored_linears: ClassVar[tuple[str, ...]] = ("lm_head",)
     # why fp16 cannot run this family (None: it can); refused at load, as training refuses fp16
     fp16_refusal: ClassVar[str | None] = None
+    # whether generated tokens take the positions after the input's (and so count against a position table)
+    generation_continues_input: ClassVar[bool] = False
+    # PEFT prompt tuning's task type for this family, and how many copies of the prompt it allocates and saves
+    peft_task_type: ClassVar[str]
+    peft_submodules: ClassVar[int] = 1
 
     @classmethod
     def auto_class(cls, config: PretrainedConfig) -> type:
@@ -112,12 +120,40 @@ class Host(ABC):
             raise UnsupportedError(f"{cls.name} models cannot run in float16: {cls.fp16_refusal}")
 
     def check_base(self, base: PreTrainedModel) -> None:
-        """Refuse a model class of this family that lacks what the host drives (e.g. the LM head)."""
-        if self.family != "encoder" and base.get_output_embeddings() is None:
+        """Refuse a model class of this family that lacks what the host drives (the LM head)."""
+        if base.get_output_embeddings() is None:
             raise UnsupportedError(
                 f"{type(base).__name__} has no LM head, which {self.name} models need to compute logits and "
                 "generate (load the model with XLTModel.from_pretrained, which picks the class with the head)"
             )
+
+    def check_kind(self, config: RepConfig, name: str) -> None:
+        """Refuse a representation this family cannot take, before it is built or its weights read."""
+        if getattr(config, "invertible", None) and not self.supports_invertible:
+            raise UnsupportedError(
+                f"rep '{name}': {self.name} models cannot host an invertible adapter (use invertible=None)"
+            )
+
+    def check_head(self, name: str, role: Role, head: HeadConfig) -> None:
+        """Refuse a head on a family that answers in text, or on a representation that is not a task's."""
+        if not self.supports_heads:
+            raise UnsupportedError(
+                f"rep '{name}': {self.name} models are text-to-text and take no head (drop head=, and "
+                "train the task as generation)"
+            )
+        if role is not Role.TASK:
+            raise XLTError(f"rep '{name}': only task representations may own a head")
+
+    def check_forward(
+        self, labels: torch.Tensor | None, decoder_input_ids: torch.Tensor | None, has_head: bool
+    ) -> None:
+        """Refuse, before any compute, a forward's inputs this family cannot take (its plan has a head or not)."""
+        if decoder_input_ids is not None:
+            raise XLTError(f"decoder_input_ids= is for encoder-decoders; this is a {self.name} model")
+
+    def check_lm_labels(self, input_ids: torch.Tensor, labels: torch.Tensor) -> None:
+        """Refuse token labels this family's LM loss cannot align with the input (any shape by default)."""
+        return None
 
     def input_embeddings(self, base: PreTrainedModel) -> nn.Embedding:
         return base.get_input_embeddings()
@@ -166,9 +202,13 @@ class Host(ABC):
     def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
         """One forward pass of the assembled batch (prompts already at the input)."""
 
-    @abstractmethod
     def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
-        """Generation from the assembled batch; representations stay routed per row throughout."""
+        """Generation from the assembled batch; representations stay routed per row throughout. A family without
+        a decoder keeps this refusal (XLTModel raises it before any compute)."""
+        raise self.generation_refusal()
+
+    def generation_refusal(self) -> UnsupportedError:
+        return self.refuse(f"generation (an {self.name} has no decoder; use a task head)")
 
     def text_to_text_batch(
         self, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad: int
@@ -176,6 +216,11 @@ class Host(ABC):
         """The teacher-forced training batch of (source ids, target ids) pairs: ``input_ids``,
         ``attention_mask`` (right-padded with ``pad``) and ``labels`` (-100 where no loss is taken)."""
         raise self.refuse("text-to-text training (use a task head)")
+
+    def adapterhub_path(self, site: BottleneckSite, owner: str) -> str:
+        """Where AdapterHub hangs ``site``'s adapter, given ``owner``, the path of the module holding the site's
+        output module: by default that sub-layer module itself is AdapterHub's bottleneck layer."""
+        return owner
 
     def refuse(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{self.name} models cannot host {what}")

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from xlt import batching
 from xlt.batching import IGNORE_INDEX
+from xlt.errors import XLTError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
 
 if TYPE_CHECKING:
@@ -33,12 +34,25 @@ class DecoderHost(Host):
     family: ClassVar = "decoder"
     lm_objective: ClassVar[LMObjective] = "causal_lm"
     answer_prefix: ClassVar[str] = " "
+    generation_continues_input: ClassVar[bool] = True
+    peft_task_type: ClassVar[str] = "CAUSAL_LM"
 
     @classmethod
     def auto_class(cls, config: PretrainedConfig) -> type:
         if getattr(config, "is_encoder_decoder", False):
             return super().auto_class(config)
         return AutoModelForCausalLM
+
+    def check_lm_labels(self, input_ids: torch.Tensor, labels: torch.Tensor) -> None:
+        if labels.shape != input_ids.shape:
+            raise XLTError(
+                f"labels have shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}; a causal LM's labels "
+                "are the input ids themselves (-100 where no loss is wanted)"
+            )
+
+    def adapterhub_path(self, site: BottleneckSite, owner: str) -> str:
+        # AdapterHub gives decoder-only blocks sibling bottleneck layers; the sub-layers stay untouched.
+        return f"{owner}.{'attention_adapters' if site.where == 'attn' else 'output_adapters'}"
 
     def blocks(self, base: PreTrainedModel) -> nn.ModuleList:
         raise NotImplementedError

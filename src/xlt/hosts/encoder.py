@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from xlt.errors import PlanError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
 
 if TYPE_CHECKING:
@@ -24,7 +25,18 @@ class EncoderHost(Host):
     supports_heads: ClassVar[bool] = True
     supports_generation: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("query", "value")
+    peft_task_type: ClassVar[str] = "FEATURE_EXTRACTION"
     ignored_linears: ClassVar[tuple[str, ...]] = ("decoder", "classifier", "qa_outputs")
+
+    def check_base(self, base: PreTrainedModel) -> None:
+        """Any encoder class will do: xlt's heads, not the base's, compute the outputs."""
+
+    def check_forward(
+        self, labels: torch.Tensor | None, decoder_input_ids: torch.Tensor | None, has_head: bool
+    ) -> None:
+        if labels is not None and not has_head:
+            raise PlanError("labels= on an encoder needs a plan with a task head (add one with head=HeadConfig(...))")
+        super().check_forward(labels, decoder_input_ids, has_head)
 
     def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]:
         sites = []
@@ -64,6 +76,3 @@ class EncoderHost(Host):
         extra["token_type_ids"] = torch.zeros_like(batch.attention_mask)
         out = self.backbone(base)(inputs_embeds=embeds, attention_mask=batch.attention_mask, **extra)
         return HostOutput(hidden_states=batch.to_input(out.last_hidden_state))
-
-    def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
-        raise self.refuse("generation (an encoder has no decoder; use a task head)")

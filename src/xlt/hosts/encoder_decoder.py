@@ -30,10 +30,12 @@ class EncoderDecoderHost(Host):
     family: ClassVar = "encoder_decoder"
     model_types: ClassVar[tuple[str, ...]] = ("t5", "mt5", "umt5")
     lm_objective: ClassVar[LMObjective] = "span_corruption"
-    takes_position_ids: ClassVar[bool] = False
     supports_invertible: ClassVar[bool] = False
     default_lora_targets: ClassVar[tuple[str, ...]] = ("q", "v")
     fp16_refusal: ClassVar[str | None] = FP16_REASON
+    peft_task_type: ClassVar[str] = "SEQ_2_SEQ_LM"
+    # PEFT allocates a second table for the decoder, which its prompt tuning never reads
+    peft_submodules: ClassVar[int] = 2
 
     def check_base(self, base: PreTrainedModel) -> None:
         if not hasattr(base, "decoder"):
@@ -42,6 +44,12 @@ class EncoderDecoderHost(Host):
                 "full model with XLTModel.from_pretrained, which uses AutoModelForSeq2SeqLM)"
             )
         super().check_base(base)
+
+    def check_forward(
+        self, labels: torch.Tensor | None, decoder_input_ids: torch.Tensor | None, has_head: bool
+    ) -> None:
+        if labels is None and decoder_input_ids is None:
+            raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
 
     def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]:
         sites = []
@@ -76,8 +84,7 @@ class EncoderDecoderHost(Host):
         return BaseModelOutput(last_hidden_state=out.last_hidden_state)
 
     def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
-        if kwargs.get("labels") is None and kwargs.get("decoder_input_ids") is None:
-            raise XLTError("an encoder-decoder forward needs labels= or decoder_input_ids= (or call generate)")
+        self.check_forward(kwargs.get("labels"), kwargs.get("decoder_input_ids"), has_head=False)
         encoded = self.encode(base, batch)
         labels = kwargs.get("labels")
         out = base(
