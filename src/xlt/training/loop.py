@@ -8,7 +8,6 @@ safetensors + JSON; a killed run started again with the same config resumes exac
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,20 +20,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from xlt.errors import FormatError, XLTError
-from xlt.formats.atomic import atomic_directory
+from xlt.errors import XLTError
 from xlt.training.checkpoint import (
-    load_optimizer_state,
-    load_state,
-    optimizer_state,
-    restore_rng,
-    rng_state,
-    save_state,
+    TrainingState,
+    has_checkpoint,
+    load_checkpoint,
+    load_trainable_weights,
+    save_checkpoint,
+    trainable_weights,
 )
 from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
 
@@ -46,7 +42,7 @@ Evaluate = Callable[[], dict[str, float]]
 
 @dataclass
 class TrainConfig:
-    """How to train. ``None`` for optimizer settings means the kind's default (see ``optim.KIND_DEFAULTS``).
+    """How to train. ``None`` for optimizer settings means the kind's default (its registration's ``optimizer``).
 
     Args:
         steps: optimiser steps.
@@ -153,16 +149,6 @@ class TrainingModule(nn.Module):
         return loss, torch.tensor(tokens)
 
 
-def _trainable_state(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    return {f"{name}::{k}": v.detach().cpu().clone() for name, m in modules.items() for k, v in m.state_dict().items()}
-
-
-def _load_trainable(modules: dict[str, nn.Module], state: dict[str, torch.Tensor]) -> None:
-    for name, module in modules.items():
-        prefix = f"{name}::"
-        module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-
-
 @contextmanager
 def discarded_on_failure(model: Any, name: str) -> Iterator[None]:
     """A representation added to the bank for a run leaves it again if the run fails (bad data mid-corpus, a
@@ -197,28 +183,108 @@ def train(
 ) -> TrainResult:
     """Train the parameters of ``trainable`` (everything else stays frozen) and restore the best weights."""
     output_dir = Path(output_dir)
-    mixed_precision = "bf16" if config.precision == "bf16" else "no"
+    session = _start(config, model, trainable, kind, loss_fn, extra, output_dir)
+    checkpoint_dir = output_dir / "checkpoint"
+    state = _resume(session, checkpoint_dir, log)
+    # Every process takes its rows of the same global micro-batches: a step consumes gradient_accumulation of
+    # them whatever the number of processes.
+    stream = batches(state.step * config.gradient_accumulation, session.accelerator.process_index, session.world)
+    bar = _progress_bar(session, state.step)
+    clock = _Clock()
+    session.wrapped.train()
+    while state.step < config.steps and not state.stopped_early:
+        loss, tokens = _step(session, stream)
+        state.step += 1
+        state.tokens += tokens
+        if not math.isfinite(loss):
+            raise XLTError(f"training loss became {loss} at step {state.step} (lower the learning rate, or use fp32)")
+        _show_step(session, bar, clock, state, loss)
+        if evaluate is not None and _due(config.eval_every, state.step, config.steps):
+            _evaluate(session, evaluate, metric, state, bar, log)
+        if _due(config.checkpoint_every, state.step) or state.stopped_early:
+            _checkpoint(session, checkpoint_dir, state, clock)
+    bar.close()
+    return _finish(session, state, clock)
+
+
+@dataclass
+class _Session:
+    """The live objects of one training run in this process (rebuilt, not saved, when a run resumes)."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    wrapped: nn.Module
+    optimizer: Any
+    scheduler: Any
+    trainable: dict[str, nn.Module]
+    params: list[nn.Parameter]
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+
+@dataclass
+class _Clock:
+    """Training time across resumptions: the state's seconds (up to its checkpoint) plus this process's since."""
+
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self, state: TrainingState) -> float:
+        return state.seconds + time.perf_counter() - self.started
+
+    def bank(self, state: TrainingState) -> None:
+        """Add the time since the last bank to the state, as a checkpoint is about to save it."""
+        state.seconds = self.elapsed(state)
+        self.started = time.perf_counter()
+
+
+def _start(
+    config: TrainConfig,
+    model: nn.Module,
+    trainable: dict[str, nn.Module],
+    kind: str,
+    loss_fn: LossFn,
+    extra: dict[str, nn.Module] | None,
+    output_dir: Path,
+) -> _Session:
+    """The accelerator, the seeded RNGs, and the model and optimiser prepared for it, only ``trainable`` trained."""
+    accelerator = _accelerator(config, output_dir)
+    set_seed(config.seed)
+    micro = config.batch_size // config.gradient_accumulation
+    if micro % accelerator.num_processes:
+        raise XLTError(
+            f"batch_size/gradient_accumulation = {micro} is not divisible by {accelerator.num_processes} processes"
+        )
+    params = [p for m in trainable.values() for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = _optimizer(config, trainable, kind, params)
+    scheduler = linear_schedule(optimizer, config.steps, config.warmup_steps)
+    wrapped, optimizer = accelerator.prepare(TrainingModule(model, loss_fn, extra), optimizer)
+    if accelerator.is_main_process and _trackers(config):
+        accelerator.init_trackers("xlt")
+    return _Session(config, accelerator, wrapped, optimizer, scheduler, trainable, params)
+
+
+def _accelerator(config: TrainConfig, output_dir: Path) -> Accelerator:
     # Accelerate keeps its state per process and refuses a second Accelerator with another precision (a bf16
     # run after an fp32 one in the same Python process): start the precision state afresh for every run (the
     # distributed state, PartialState, is kept).
     AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(
-        mixed_precision=mixed_precision,
+    return Accelerator(
+        mixed_precision="bf16" if config.precision == "bf16" else "no",
         gradient_accumulation_steps=config.gradient_accumulation,
         log_with=_trackers(config) or None,
         project_dir=str(output_dir),
         cpu=not torch.cuda.is_available(),
     )
-    set_seed(config.seed)
-    world = accelerator.num_processes
-    micro = config.batch_size // config.gradient_accumulation
-    if micro % world:
-        raise XLTError(f"batch_size/gradient_accumulation = {micro} is not divisible by {world} processes")
-    params = [p for m in trainable.values() for p in m.parameters()]
-    for p in params:
-        p.requires_grad_(True)
+
+
+def _optimizer(config: TrainConfig, trainable: dict[str, nn.Module], kind: str, params: list[nn.Parameter]) -> Any:
+    """The kind's optimiser; a task head trained beside a representation takes the head learning rate."""
     head_params = [p for m in trainable.values() if getattr(m, "head", None) is not None for p in m.head.parameters()]
-    optimizer = build_optimizer(
+    return build_optimizer(
         params,
         kind,
         config.optimizer,
@@ -228,151 +294,142 @@ def train(
         head_lr=HEAD_LR if config.head_lr is None else config.head_lr,
         defaults=config.defaults,
     )
-    scheduler = linear_schedule(optimizer, config.steps, config.warmup_steps)
-    wrapped = TrainingModule(model, loss_fn, extra)
-    wrapped, optimizer = accelerator.prepare(wrapped, optimizer)
-    if accelerator.is_main_process and _trackers(config):
-        accelerator.init_trackers("xlt")
 
-    checkpoint_dir = output_dir / "checkpoint"
-    state = {
-        "step": 0,
-        "best": None,
-        "best_step": None,
-        "patience": 0,
-        "history": [],
-        "tokens": 0,
-        "seconds": 0.0,
-        "stopped_early": False,
-    }
-    best_weights: dict[str, torch.Tensor] | None = None
-    if (checkpoint_dir / "trainer.json").is_file():
-        state, best_weights = _resume(checkpoint_dir, trainable, optimizer, scheduler)
-        log(f"resuming from step {state['step']} ({checkpoint_dir})")
 
-    step = int(state["step"])
-    per_process = config.gradient_accumulation
-    # Every process takes its rows of the same global micro-batches: a step consumes gradient_accumulation of
-    # them whatever the number of processes.
-    stream = batches(step * config.gradient_accumulation, accelerator.process_index, world)
-    bar = tqdm(
-        total=config.steps,
+def _resume(session: _Session, directory: Path, log: Callable[[str], None]) -> TrainingState:
+    """A fresh state, or the checkpoint's with everything it saved restored."""
+    if not has_checkpoint(directory):
+        return TrainingState()
+    state = load_checkpoint(directory, session.trainable, session.optimizer, session.scheduler)
+    log(f"resuming from step {state.step} ({directory})")
+    return state
+
+
+def _progress_bar(session: _Session, step: int) -> Any:
+    return tqdm(
+        total=session.config.steps,
         initial=step,
-        disable=not (config.progress and accelerator.is_main_process),
+        disable=not (session.config.progress and session.accelerator.is_main_process),
         desc="train",
         dynamic_ncols=True,
     )
-    started = time.perf_counter()
-    tokens_before = int(state["tokens"])
-    tokens = 0
-    stopped_early = bool(state.get("stopped_early", False))  # a run resumed after it stopped early stays stopped
+
+
+def _step(session: _Session, stream: Iterator[Batch]) -> tuple[float, int]:
+    """One optimiser step over gradient_accumulation micro-batches: its mean loss and its tokens, over all
+    processes."""
+    config, accelerator, wrapped = session.config, session.accelerator, session.wrapped
+    total_loss = 0.0
+    step_tokens = 0
+    for _ in range(config.gradient_accumulation):
+        batch = {k: v.to(accelerator.device) for k, v in next(stream).items()}
+        with accelerator.accumulate(wrapped):
+            loss, n = wrapped(batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.max_grad_norm:
+                accelerator.clip_grad_norm_(session.params, config.max_grad_norm)
+            session.optimizer.step()
+            session.optimizer.zero_grad(set_to_none=True)
+        total_loss += float(loss.detach()) / config.gradient_accumulation
+        step_tokens += int(n)
+    if session.world > 1:
+        total_loss, step_tokens = _over_processes(accelerator, total_loss, step_tokens)
+    session.scheduler.step()
+    return total_loss, step_tokens
+
+
+def _over_processes(accelerator: Accelerator, loss: float, tokens: int) -> tuple[float, int]:
+    """The mean loss and the token count over all processes: every process then takes the same decisions (a
+    non-finite loss on one process must stop all of them, not leave the others waiting)."""
+    stats = accelerator.reduce(
+        torch.tensor([loss, float(tokens)], dtype=torch.float64, device=accelerator.device), "sum"
+    )
+    return float(stats[0]) / accelerator.num_processes, int(stats[1])
+
+
+def _due(every: int, step: int, last: int | None = None) -> bool:
+    """Whether something done every ``every`` steps (0: never) is due at ``step``; also at ``last``, if given."""
+    return bool(every) and (step % every == 0 or step == last)
+
+
+def _show_step(session: _Session, bar: Any, clock: _Clock, state: TrainingState, loss: float) -> None:
+    """The step on the progress bar, and its loss and learning rate in the logs every ``log_every`` steps."""
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{state.tokens / max(clock.elapsed(state), 1e-9):.0f}")
+    config = session.config
+    if state.step % config.log_every == 0 or state.step == config.steps:
+        session.accelerator.log({"train/loss": loss, "train/lr": session.scheduler.get_last_lr()[0]}, step=state.step)
+
+
+def _evaluate(
+    session: _Session, evaluate: Evaluate, metric: str, state: TrainingState, bar: Any, log: Callable[[str], None]
+) -> None:
+    """Score the current weights, keep them if they are the best so far, and stop early after too many
+    evaluations without improvement."""
+    scores = _scores(session.wrapped, evaluate, state.step)
+    state.history.append(scores)
+    session.accelerator.log({f"eval/{k}": v for k, v in scores.items() if k != "step"}, step=state.step)
+    if metric not in scores:
+        raise XLTError(f"evaluation returned {sorted(scores)}, not the metric {metric!r} to select on")
+    _keep_if_best(session, state, metric, scores[metric])
+    if session.accelerator.is_main_process:  # once, through the run's log, above the progress bar
+        _log_above(
+            bar, log, f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step")
+        )
+    patience = session.config.early_stopping_patience
+    if patience and state.patience >= patience:
+        state.stopped_early = True
+
+
+def _keep_if_best(session: _Session, state: TrainingState, metric: str, value: float) -> None:
+    if better(metric, value, state.best):
+        state.best, state.best_step, state.patience = value, state.step, 0
+        state.best_weights = trainable_weights(session.trainable)
+    else:
+        state.patience += 1
+
+
+def _scores(wrapped: nn.Module, evaluate: Evaluate, step: int) -> dict[str, float]:
+    wrapped.eval()
+    with torch.no_grad():
+        scores = evaluate()
     wrapped.train()
-    while step < config.steps and not stopped_early:
-        total_loss = 0.0
-        step_tokens = 0
-        for _ in range(per_process):
-            batch = {k: v.to(accelerator.device) for k, v in next(stream).items()}
-            with accelerator.accumulate(wrapped):
-                loss, n = wrapped(batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            total_loss += float(loss.detach()) / per_process
-            step_tokens += int(n)
-        if world > 1:
-            # The mean loss and the token count over all processes: every process then takes the same decisions
-            # (a non-finite loss on one process must stop all of them, not leave the others waiting).
-            stats = accelerator.reduce(
-                torch.tensor([total_loss, float(step_tokens)], dtype=torch.float64, device=accelerator.device), "sum"
-            )
-            total_loss, step_tokens = float(stats[0]) / world, int(stats[1])
-        tokens += step_tokens
-        scheduler.step()
-        step += 1
-        if not math.isfinite(total_loss):
-            raise XLTError(f"training loss became {total_loss} at step {step} (lower the learning rate, or use fp32)")
-        elapsed = state["seconds"] + time.perf_counter() - started
-        bar.update(1)
-        bar.set_postfix(loss=f"{total_loss:.4f}", tok_s=f"{(tokens_before + tokens) / max(elapsed, 1e-9):.0f}")
-        if step % config.log_every == 0 or step == config.steps:
-            accelerator.log({"train/loss": total_loss, "train/lr": scheduler.get_last_lr()[0]}, step=step)
-        if evaluate is not None and config.eval_every and (step % config.eval_every == 0 or step == config.steps):
-            wrapped.eval()
-            with torch.no_grad():
-                scores = evaluate()
-            wrapped.train()
-            scores = {**scores, "step": step}
-            state["history"].append(scores)
-            accelerator.log({f"eval/{k}": v for k, v in scores.items() if k != "step"}, step=step)
-            if metric not in scores:
-                raise XLTError(f"evaluation returned {sorted(scores)}, not the metric {metric!r} to select on")
-            if better(metric, scores[metric], state["best"]):
-                state["best"], state["best_step"], state["patience"] = scores[metric], step, 0
-                best_weights = _trainable_state(trainable)
-            else:
-                state["patience"] += 1
-            if accelerator.is_main_process:  # once, through the run's log, above the progress bar
-                # On a terminal the bar is cleared and redrawn below the line; in a log file that redraw would
-                # repeat the bar's last state around every line.
-                redraw = not bar.disable and _on_terminal(bar)
-                if redraw:
-                    bar.clear()
-                log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "step"))
-                if redraw:
-                    bar.refresh()
-            if config.early_stopping_patience and state["patience"] >= config.early_stopping_patience:
-                stopped_early = True
-                state["stopped_early"] = True
-        if (config.checkpoint_every and step % config.checkpoint_every == 0) or stopped_early:
-            state["step"], state["tokens"] = step, tokens_before + tokens
-            state["seconds"] = state["seconds"] + time.perf_counter() - started
-            started, tokens_before, tokens = time.perf_counter(), tokens_before + tokens, 0
-            if accelerator.is_main_process:
-                _checkpoint(checkpoint_dir, state, trainable, best_weights, optimizer, scheduler)
-            accelerator.wait_for_everyone()
-        if stopped_early:
-            break
-    bar.close()
-    seconds = float(state["seconds"]) + time.perf_counter() - started
-    if best_weights is not None:
-        _load_trainable(trainable, best_weights)
+    return {**scores, "step": step}
+
+
+def _log_above(bar: Any, log: Callable[[str], None], line: str) -> None:
+    # On a terminal the bar is cleared and redrawn below the line; in a log file that redraw would repeat the
+    # bar's last state around every line.
+    redraw = not bar.disable and _on_terminal(bar)
+    if redraw:
+        bar.clear()
+    log(line)
+    if redraw:
+        bar.refresh()
+
+
+def _checkpoint(session: _Session, directory: Path, state: TrainingState, clock: _Clock) -> None:
+    clock.bank(state)
+    if session.accelerator.is_main_process:
+        save_checkpoint(directory, state, session.trainable, session.optimizer, session.scheduler)
+    session.accelerator.wait_for_everyone()
+
+
+def _finish(session: _Session, state: TrainingState, clock: _Clock) -> TrainResult:
+    """The run's result, the best weights restored, the trackers closed and the trained weights frozen again."""
+    seconds = clock.elapsed(state)
+    if state.best_weights is not None:
+        load_trainable_weights(session.trainable, state.best_weights)
     # Not accelerator.end_training(): it also destroys the process group, which the caller still needs under
     # several processes (to save once, or to run a second training in the same launch).
-    for tracker in accelerator.trackers:
+    for tracker in session.accelerator.trackers:
         tracker.finish()
-    for p in params:
+    for p in session.params:
         p.requires_grad_(False)
-    best = next((h for h in state["history"] if h.get("step") == state["best_step"]), None)
+    best = next((h for h in state.history if h.get("step") == state.best_step), None)
     return TrainResult(
-        step, state["best_step"], best, list(state["history"]), seconds, tokens_before + tokens, stopped_early
+        state.step, state.best_step, best, list(state.history), seconds, state.tokens, state.stopped_early
     )
-
-
-def _resume(
-    directory: Path, trainable: dict[str, nn.Module], optimizer: Any, scheduler: Any
-) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """The checkpoint's trainer state and best weights, its weights, optimiser, schedule and RNGs restored.
-    A checkpoint damaged on disk (edited, truncated, half copied) is one error saying how to start over."""
-    try:
-        state = load_state(directory, "trainer")
-        _load_trainable(trainable, load_file(str(directory / "trainable.safetensors")))
-        best = load_file(str(directory / "best.safetensors")) if (directory / "best.safetensors").is_file() else None
-        inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
-        load_optimizer_state(inner, load_state(directory, "optimizer"))
-        scheduler.load_state_dict(load_state(directory, "scheduler"))
-        restore_rng(load_state(directory, "rng"))
-        int(state["step"])
-    except XLTError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FormatError(
-            f"checkpoint {directory} cannot be resumed ({type(exc).__name__}: {reason[:200]}); delete it to "
-            "restart this run from step 0"
-        ) from None
-    return state, best
 
 
 def _trackers(config: TrainConfig) -> list[str]:
@@ -388,22 +445,3 @@ def _on_terminal(bar: Any) -> bool:
     stream = getattr(bar, "fp", None)
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
-
-
-def _checkpoint(
-    directory: Path,
-    state: dict[str, Any],
-    trainable: dict[str, nn.Module],
-    best: dict[str, torch.Tensor] | None,
-    optimizer: Any,
-    scheduler: Any,
-) -> None:
-    inner = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
-    with atomic_directory(directory, marker="trainer.json") as tmp:
-        save_file(_trainable_state(trainable), str(tmp / "trainable.safetensors"))
-        if best is not None:
-            save_file(best, str(tmp / "best.safetensors"))
-        save_state(tmp, "optimizer", optimizer_state(inner))
-        save_state(tmp, "scheduler", scheduler.state_dict())
-        save_state(tmp, "rng", rng_state())
-        save_state(tmp, "trainer", json.loads(json.dumps(state)))
