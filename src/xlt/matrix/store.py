@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir, owns
 from xlt.paths import check_write, short
-from xlt.training.run import flat
+from xlt.records import differing_keys, flat, named, same_config
 
 RESULTS = "results.jsonl"
 META = "matrix.json"
@@ -82,7 +82,7 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
 
 
 def _same(recorded: dict[str, Any], config: dict[str, Any], ignore: tuple[str, ...]) -> bool:
-    return flat({k: v for k, v in recorded.items() if k not in ignore}) == flat(config)
+    return same_config({k: v for k, v in recorded.items() if k not in ignore}, config)
 
 
 def _migrated(directory: Path, meta: StoreMeta, recipe: str, config: dict[str, Any]) -> StoreMeta:
@@ -117,9 +117,7 @@ class ResultStore:
         self._rows: dict[Key, dict[str, Any]] = {key_of(r): r for r in rows}
 
     @classmethod
-    def open(
-        cls, directory: Path, recipe: str, config: dict[str, Any], ignore: tuple[str, ...] = ()
-    ) -> ResultStore:
+    def open(cls, directory: Path, recipe: str, config: dict[str, Any], ignore: tuple[str, ...] = ()) -> ResultStore:
         """Open (or create) the store of ``recipe`` (``config``: the recipe's values). A store recorded with
         other values is refused; one whose values differ only in keys ``ignore`` names (keys that no longer
         belong to the recipe) is taken over under the new recipe, its rows kept."""
@@ -142,12 +140,10 @@ class ResultStore:
                 if meta.recipe != recipe and _same(meta.config, config, ignore):
                     meta = _migrated(directory, meta, recipe, config)
                 if meta.recipe != recipe:
-                    old, new = flat(meta.config), flat(config)
-                    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                    differ = differing_keys(flat(meta.config), flat(config))
                     raise XLTError(
-                        f"{directory} holds results of a different config (it differs in "
-                        f"{', '.join(differ[:6]) or '?'}); use another output directory, or delete that one to start "
-                        "over"
+                        f"{directory} holds results of a different config (it differs in {named(differ) or '?'}); "
+                        "use another output directory, or delete that one to start over"
                     )
             else:
                 atomic_write_text(meta_path, meta.to_json())

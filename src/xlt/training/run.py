@@ -7,7 +7,6 @@ import json
 import platform
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,9 @@ from typing import Any
 from xlt.digest import digest
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir, owns
+from xlt.records import differing_keys, flat, jsonable, named, without_fields
 
 RUN_FILE = "run.json"
-
-
-def jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def versions() -> dict[str, str | None]:
@@ -73,16 +61,6 @@ def processes() -> tuple[bool, Callable[[], None]]:
     return state.is_main_process, state.wait_for_everyone
 
 
-def flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys (``run.train.lr``), so that a difference names the field that differs."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flat(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
-
-
 # Where a run writes is not what it computes: a run directory moved elsewhere is the same run.
 LOCATION = ("output_dir",)
 # Fields naming input files or directories: a run records their content (sha256), so that the same data
@@ -100,8 +78,15 @@ def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
     )
 
 
-def _without_inputs(flat_config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flat_config.items() if k.split(".")[-1] not in INPUT_KEYS}
+def _differences(record: dict[str, Any], resolved: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
+    """The keys where the recorded run and the wanted one differ, by the content of their inputs."""
+    if "content" in record:
+        recorded, wanted = flat(record["content"]), flat(content(resolved))
+    else:  # recorded before contents were: where its inputs lay is no longer compared (the matrix compares
+        # their content), so that the same run found under another path is reused
+        recorded = without_fields(flat(record.get("config", {})), INPUT_KEYS)
+        wanted = without_fields(flat(resolved), INPUT_KEYS)
+    return differing_keys(recorded, wanted, lambda key: _ignored(key, ignore))
 
 
 def content(config: Any) -> Any:
@@ -130,21 +115,13 @@ def _claim(output_dir: Path, resolved: dict[str, Any], ignore: tuple[str, ...], 
     if path.is_file() and not _is_record(path):
         raise XLTError(f"{output_dir} holds a run.json that is not xlt's; choose another output_dir")
     if path.is_file():
-        record = _read_record(path)
-        if "content" in record:
-            recorded, wanted = flat(record["content"]), flat(content(resolved))
-        else:  # recorded before contents were: where its inputs lay is no longer compared (the matrix compares
-            # their content), so that the same run found under another path is reused
-            recorded, wanted = _without_inputs(flat(record.get("config", {}))), _without_inputs(flat(resolved))
-        differ = sorted(
-            k for k in set(recorded) | set(wanted) if not _ignored(k, ignore) and recorded.get(k) != wanted.get(k)
-        )
+        differ = _differences(_read_record(path), resolved, ignore)
         if not differ:
             return (output_dir / "result.json").is_file()
         # A run that was claimed but never started (nothing but run.json) holds no work: a new run may take it.
         if not (write and owns(output_dir) and {p.name for p in remaining} == {RUN_FILE}):
             raise XLTError(
-                f"{output_dir} holds a different run (its config differs in {', '.join(differ[:6])}); "
+                f"{output_dir} holds a different run (its config differs in {named(differ)}); "
                 "choose another output_dir or delete that one"
             )
     elif remaining:
