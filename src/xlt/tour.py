@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from xlt.e5 import E5_MODEL_ID, load_e5, mean_pool
+from xlt.e5 import E5_MODEL_ID, load_e5
 from xlt.languages import PAPER_LANGUAGES, get_language
 from xlt.model import XLTModel
 from xlt.reps import BottleneckConfig, HeadConfig, PromptConfig
+from xlt.reps.heads import mean_pool
 
 GREETINGS: dict[str, str] = {
     "ar": "صباح الخير، كيف حالك؟",

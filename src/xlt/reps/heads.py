@@ -58,12 +58,20 @@ class HeadConfig:
         return (self.type, self.num_labels)
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of ``hidden`` [B, T, H] over the positions where ``attention_mask`` [B, T] is 1 (a row with none
+    gives 0).
+
+    xlt's one mean pooling: sequence heads pool with it, and e5 embeds with it (then L2-normalises)."""
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     if how == "cls":  # the first real token of each row (a left-padded row does not start at position 0)
         first = mask.long().argmax(1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), first.to(hidden.device)]
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    return mean_pool(hidden, mask)
 
 
 class Head(nn.Module):
