@@ -1,16 +1,22 @@
-"""Training presets. ``paper`` reproduces the settings of Vykopal et al. (NAACL 2025) exactly; ``fast`` is
-xlt's default, tuned for quick convergence on small budgets. Both are plain values: print them, override
-any field."""
+"""Training presets: named sets of training defaults, shipped as commented YAML files in ``xlt/presets/``
+(``paper.yaml``, ``fast.yaml``). ``paper`` holds the settings of Vykopal et al. (NAACL 2025); ``fast`` is xlt's
+default, tuned for quick convergence on small budgets. Both are plain values: print them, override any field."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Literal
+
+import yaml
 
 from xlt.errors import XLTError
 from xlt.reps.prompt import LANGUAGE_INIT_TEXT
 
 Preset = Literal["paper", "fast"]
 Role = Literal["language", "task"]
+
+PRESET_NAMES: tuple[Preset, ...] = ("paper", "fast")
 
 # The paper's init texts for task prompts ({language}: the source language's English name).
 TASK_INIT_TEXTS: dict[str, str] = {
@@ -21,44 +27,28 @@ TASK_INIT_TEXTS: dict[str, str] = {
 }
 
 
+def preset_file(name: str) -> Traversable:
+    """The shipped YAML file of a preset: the one place a preset name is checked."""
+    if name not in PRESET_NAMES:
+        raise XLTError(f"unknown preset {name!r} (use {' or '.join(repr(n) for n in PRESET_NAMES)})")
+    return files("xlt").joinpath("presets", f"{name}.yaml")
+
+
+def load_preset(name: str) -> dict[str, dict[str, Any]]:
+    """A preset's sections as its file writes them: ``{"language": {...}, "task": {...}}``."""
+    return yaml.safe_load(preset_file(name).read_text(encoding="utf-8"))
+
+
 def preset(name: Preset, role: Role) -> dict[str, Any]:
     """Field values of a run of this role: ``{"train": {...}, "objective": {...}, "prompt": {...}}``.
 
-    ``prompt`` holds only what applies to soft prompts (``num_virtual_tokens``, ``init``); bottleneck defaults
-    are the paper's already (``seq_bn``, reduction factor 16, ReLU).
+    ``objective`` is the language-modelling objective, the language section's for both roles (task runs train
+    none). ``prompt`` holds only what applies to soft prompts (``num_virtual_tokens``, ``init``); bottleneck
+    defaults are the paper's already (``seq_bn``, reduction factor 16, ReLU).
     """
-    if name == "paper":
-        train: dict[str, Any] = {
-            "steps": 100_000 if role == "language" else 50_000,
-            "batch_size": 32,
-            "gradient_accumulation": 1,
-            "defaults": "paper",
-            "optimizer": "auto",
-            "lr": None,
-            "weight_decay": None,
-            "warmup_steps": 0,
-            "precision": "fp32",
-            "eval_every": 1000,
-            "checkpoint_every": 1000,
-            "early_stopping_patience": None,
-            "max_grad_norm": None,
-            "seed": 42,
-        }
-        objective: dict[str, Any] = {"max_length": 256, "noise_density": 0.15, "mean_span": 3.0}
-        return {"train": train, "objective": objective, "prompt": {"num_virtual_tokens": 50, "init": "text"}}
-    if name == "fast":
-        train = {
-            "steps": 2000 if role == "language" else 1000,
-            "batch_size": 32,
-            "defaults": "fast",
-            "warmup_steps": 50,
-            "eval_every": 250,
-            "checkpoint_every": 250,
-            "early_stopping_patience": 4,
-            "max_grad_norm": 1.0,
-        }
-        return {"train": train, "objective": {"max_length": 128}, "prompt": {"num_virtual_tokens": 20, "init": "text"}}
-    raise XLTError(f"unknown preset {name!r} (use 'paper' or 'fast')")
+    sections = load_preset(name)
+    chosen = sections[role]
+    return {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
 
 
-__all__ = ["LANGUAGE_INIT_TEXT", "TASK_INIT_TEXTS", "preset"]
+__all__ = ["LANGUAGE_INIT_TEXT", "PRESET_NAMES", "TASK_INIT_TEXTS", "load_preset", "preset", "preset_file"]
