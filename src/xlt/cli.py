@@ -1,14 +1,24 @@
-"""The ``xlt`` console script. Each verb is a typed function; jsonargparse builds the parser from it."""
+"""The ``xlt`` console script: one table of verbs (``VERBS``) and one parser built from it.
+
+Most verbs are typed functions, whose parameters are their options (jsonargparse declares them from the signature
+and the docstring); the ``train-*`` verbs take the fields of a run dataclass (``xlt.train_cli``). Heavy modules
+are imported inside the verbs, so that ``xlt`` starts fast whatever the verb.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from inspect import getdoc, signature
 from pathlib import Path
+from typing import Protocol
 
-from jsonargparse import CLI, ArgumentError
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, Namespace
 
 from xlt.errors import XLTError
+from xlt.train_cli import TRAIN_LANGUAGE, TRAIN_LM_HEAD, TRAIN_TASK
 
 
 def demo(languages: str = "default", output_dir: Path = Path("xlt-demo"), threads: int | None = None) -> None:
@@ -137,29 +147,83 @@ def info() -> None:
     print("model types:", ", ".join(supported_model_types()))
 
 
-VERBS = {
-    "demo": demo,
-    "matrix": matrix,
-    "report": report,
-    "tour": tour,
-    "convert-e5": convert_e5,
-    "inspect": inspect,
-    "languages": languages,
-    "info": info,
+class Verb(Protocol):
+    """A verb of ``xlt``: what ``xlt --help`` says of it, its options, and what it does with them."""
+
+    @property
+    def summary(self) -> str: ...
+
+    def parser(self, argv: list[str] | None) -> ArgumentParser:
+        """The verb's options; ``argv`` is the verb's own arguments when it is the verb being run, else None (a
+        verb whose options are costly to declare may then declare none)."""
+        ...
+
+    def run(self, options: Namespace) -> None:
+        """Do the verb's job with its parsed options (classes already instantiated)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FunctionVerb:
+    """A verb that is a typed function: its parameters are its options, its docstring their help."""
+
+    function: Callable[..., None]
+
+    @property
+    def summary(self) -> str:
+        doc = getdoc(self.function) or ""
+        return " ".join(doc.split("\n\n")[0].split())
+
+    def parser(self, argv: list[str] | None) -> ArgumentParser:
+        parser = ArgumentParser(description=self.summary)
+        if signature(self.function).parameters:
+            parser.add_argument("--config", action=ActionConfigFile, help="Path to a configuration file.")
+            parser.add_function_arguments(
+                self.function, as_group=False, as_positional=True, fail_untyped=True, sub_configs=True
+            )
+        return parser
+
+    def run(self, options: Namespace) -> None:
+        self.function(**{name: value for name, value in vars(options).items() if name != "config"})
+
+
+VERBS: dict[str, Verb] = {
+    "demo": FunctionVerb(demo),
+    "matrix": FunctionVerb(matrix),
+    "report": FunctionVerb(report),
+    "tour": FunctionVerb(tour),
+    "convert-e5": FunctionVerb(convert_e5),
+    "inspect": FunctionVerb(inspect),
+    "languages": FunctionVerb(languages),
+    "info": FunctionVerb(info),
+    "train-language": TRAIN_LANGUAGE,
+    "train-task": TRAIN_TASK,
+    "train-lm-head": TRAIN_LM_HEAD,
 }
+
+
+def command_parser(args: list[str]) -> ArgumentParser:
+    """The parser of every verb in ``VERBS``. The verb ``args`` starts with declares its options in full; the
+    others may give their summary alone (``xlt --help`` lists them all)."""
+    parser = ArgumentParser(
+        prog="xlt",
+        description="Composable language and task representations for zero-shot cross-lingual transfer.",
+        exit_on_error=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="Path to a configuration file.")
+    subcommands = parser.add_subcommands(required=True)
+    chosen = args[0] if args else None
+    for name, verb in VERBS.items():
+        subcommands.add_subcommand(name, verb.parser(args[1:] if name == chosen else None), help=verb.summary)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        if args and args[0] in ("train-language", "train-task", "train-lm-head"):
-            from xlt.train_cli import main as train_main
-
-            train_main(args[0], args[1:])
-            return
-        if args[:1] in (["-h"], ["--help"]):
-            print("verbs: " + ", ".join([*VERBS, "train-language", "train-task", "train-lm-head"]))
-        CLI(VERBS, args=args, exit_on_error=False)
+        parser = command_parser(args)
+        options = _instantiated(parser, parser.parse_args(args))
+        VERBS[options.subcommand].run(options[options.subcommand])
     except ArgumentError as exc:
         verb = args[0] if args and args[0] in VERBS else ""
         print(f"xlt: error: {one_line(str(exc))} (see xlt {verb} --help)".replace("  ", " "), file=sys.stderr)
@@ -175,6 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("xlt: interrupted; run the same command again to resume", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _instantiated(parser: ArgumentParser, options: Namespace) -> Namespace:
+    # jsonargparse 4.49 renamed instantiate_classes to instantiate (the old name warns); older versions lack it.
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(options)
 
 
 def one_line(message: str) -> str:
