@@ -79,14 +79,16 @@ from transformers import (
 )
 
 from xlt import BottleneckConfig, HeadConfig, Plan, PromptConfig, XLTModel
+from xlt.batching import pad
 from xlt.e5 import E5_MODEL_ID
 from xlt.model import head_loss
-from xlt.tasks.classification import Example
+from xlt.tasks import TextClassificationTask
+from xlt.tasks.data import Example
 from xlt.training.corpora import pack
 from xlt.training.lm import ObjectiveConfig, lm_objective
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.loop import TrainingModule
-from xlt.training.objectives import CausalLM, SpanCorruption, pad
+from xlt.training.objectives import CausalLM, SpanCorruption
 from xlt.training.optim import build_optimizer
 from xlt.training.task import TaskFormat
 
@@ -424,7 +426,7 @@ def task_encoder(e5: XLTModel, examples: list[Example], labels: list[str], size:
     head = HeadConfig("sequence", num_labels=len(labels), labels=labels)
     xlt_rep = e5.add_task("topic", BottleneckConfig(), head=head)
     paper_rep = e5.add_task("topic", BottleneckConfig(), head=head, name="paper/topic")
-    fmt = TaskFormat(e5, labels, "{text}", PAPER_LENGTH)
+    fmt = TaskFormat(e5, TextClassificationTask("topic", "-", "-", "-"), labels, PAPER_LENGTH)
     batches = [fmt.collate(rows) for rows in chunks(examples, size, count)]
     pad_id = int(e5.tokenizer.pad_token_id)  # type: ignore[union-attr]
 

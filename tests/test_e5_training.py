@@ -42,7 +42,7 @@ MODULES = [
     "email",
     "http.client",
 ]
-OBJECTIVE = ObjectiveConfig(max_length=64)
+OBJECTIVE = ObjectiveConfig(max_length=32)
 
 
 def stdlib_text() -> list[str]:

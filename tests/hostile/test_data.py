@@ -24,7 +24,7 @@ from xlt.cli import main as cli_main  # noqa: E402
 from xlt.errors import XLTError  # noqa: E402
 from xlt.languages import Language, register_language  # noqa: E402
 from xlt.tasks import TaskDataError, build_task, load_examples, unseen_labels  # noqa: E402
-from xlt.tasks.classification import ClassificationData  # noqa: E402
+from xlt.tasks.data import ClassificationData  # noqa: E402
 from xlt.training.corpora import CorpusConfig, CorpusError, documents  # noqa: E402
 from xlt.training.language import LanguageRun, train_language  # noqa: E402
 from xlt.training.lm import ObjectiveConfig  # noqa: E402

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from xlt import Plan, XLTError
+from xlt.hosts import EncoderDecoderHost, EncoderHost
+from xlt.hosts.decoder import GPT2Host
 from xlt.matrix.configurations import PAPER_CONFIGURATIONS, PAPER_NAMES, Configuration, resolve_configurations
 from xlt.tasks.metrics import classification_metrics
 
@@ -32,8 +34,8 @@ def test_training_and_test_plans_differ_only_in_the_language():
 
 def test_zero_shot_trains_a_probe_only_on_encoders():
     zero = PAPER_CONFIGURATIONS[0]
-    assert zero.trains_task("encoder") and not zero.trains_task("encoder_decoder")
-    assert not zero.trains_task("decoder")
+    assert zero.trains_task(EncoderHost) and not zero.trains_task(EncoderDecoderHost)
+    assert not zero.trains_task(GPT2Host)
 
 
 def test_custom_configurations_and_refusals():

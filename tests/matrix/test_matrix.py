@@ -13,7 +13,7 @@ from matrix_helpers import rows, world
 from xlt import XLTError
 from xlt.matrix import load_config, run_matrix
 from xlt.matrix.runner import Matrix
-from xlt.tasks.classification import Example
+from xlt.tasks.data import Example
 from xlt.training.task import TaskFormat
 
 SILENT = lambda _: None  # noqa: E731
@@ -89,7 +89,7 @@ def test_routed_evaluation_equals_one_target_at_a_time(finished):
     conf = matrix.by_name["SLP+TP"]
     task = matrix.tasks["toy"]
     rep = conf.task_rep("toy", "en", 42)
-    fmt = TaskFormat(model, model.rep(rep).head.config.labels, task.template, 16)
+    fmt = TaskFormat(model, task, model.rep(rep).head.config.labels, 16)
     mixed = [(t, e) for t in ("de", "sk", "sw") for e in task.examples(t, "test")[:7]]
     routed = matrix._predict(fmt, conf, rep, mixed)
     alone = []

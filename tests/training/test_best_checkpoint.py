@@ -69,7 +69,7 @@ def test_task_run_saves_the_best_evaluation_with_its_head(kind, tmp_path, monkey
     model = th.model("bert")
     model.add_language("en", PromptConfig(num_virtual_tokens=2, init="vocab"))
     scripted = Scripted(model, f"t/{kind}", "accuracy", [0.5, 0.9, 0.7, 0.6])  # accuracy: higher is better
-    monkeypatch.setattr(task_module, "accuracy", scripted)
+    monkeypatch.setattr(task_module, "dev_score", scripted)
     train_file, dev_file = th.task_files(tmp_path, train=40, dev=8)
     run = TaskRun(
         task="t",

@@ -28,10 +28,10 @@ from xlt.training.optim import build_optimizer, linear_schedule
 
 def run_loop(tmp_path, steps, kind="prompt", lines=None):
     from xlt.plan import Plan
-    from xlt.training.language import CONFIGS
+    from xlt.reps import get_kind
 
     model = th.model("gpt2")
-    rep = model.add_language("sk", CONFIGS[kind].from_dict(th.rep_options(kind)))
+    rep = model.add_language("sk", get_kind(kind).config_cls.from_dict(th.rep_options(kind)))
     plan = Plan((rep.name,))
 
     def examples():

@@ -13,7 +13,8 @@ import xlt.training.language as language_module
 import xlt.training.task as task_module
 from xlt import PromptConfig
 from xlt.plan import Plan
-from xlt.tasks.classification import ClassificationData
+from xlt.tasks import TextClassificationTask
+from xlt.tasks.data import ClassificationData
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.lm import ObjectiveConfig
@@ -84,7 +85,7 @@ def test_task_representation_learns(family, kind, tmp_path, monkeypatch):
     language_before = {k: v.clone() for k, v in model.rep("en/prompt").state_dict().items()}
     train_file, dev_file = th.task_files(tmp_path)
     data = ClassificationData.from_files(train_file, dev_file)
-    fmt = TaskFormat(model, data.labels, "{text}", 32)
+    fmt = TaskFormat(model, TextClassificationTask("t", train_file, dev_file, dev_file), data.labels, 32)
     plan = Plan.of(language="en/prompt", task=f"t/{kind}")
     seen = spy(monkeypatch, task_module, lambda kwargs: dev_loss(model, fmt, plan, data.dev))
     steps = 200 if family == "bert" else 60  # the head learns at its own (lower) learning rate

@@ -15,7 +15,8 @@ import pytest
 import torch
 import training_helpers as th
 
-from xlt.training.language import CONFIGS, train_language
+from xlt.reps import get_kind
+from xlt.training.language import train_language
 
 SCRIPT = Path(__file__).parent / "run_language.py"
 SRC = Path(__file__).parents[2] / "src"
@@ -96,5 +97,5 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, arch, kind, extra)
     assert a["history"] == b["history"] and a["best_step"] == b["best_step"] and a["steps"] == b["steps"] == 12
     assert a["tokens"] == b["tokens"]
     model, run = th.language_run({**spec, "out": str(tmp_path / "fresh")})
-    fresh = model.add_language("sk", CONFIGS[kind].from_dict(dict(run.rep)))
+    fresh = model.add_language("sk", get_kind(kind).config_cls.from_dict(dict(run.rep)))
     assert any(not torch.equal(v, reference[k]) for k, v in fresh.state_dict().items())  # the runs did train

@@ -13,8 +13,9 @@ import training_helpers as th
 from xlt.errors import XLTError
 from xlt.plan import Plan
 from xlt.reps import LoRAConfig
-from xlt.tasks.classification import ClassificationData, Example, TaskDataError, load_examples
-from xlt.training.task import TaskFormat, TaskRun, parse_label, train_task
+from xlt.tasks import TextClassificationTask
+from xlt.tasks.data import ClassificationData, Example, TaskDataError, load_examples
+from xlt.training.task import TaskFormat, TaskRun, train_task
 
 
 def jsonl(path: Path, rows: list) -> Path:
@@ -113,29 +114,34 @@ def test_train_task_refuses_bad_data_before_claiming_the_output_dir(tmp_path):
 ROWS = [Example("w10 w5 w11", "w1"), Example("w12", "w2")]
 
 
+def formatted(template: str = "{text}") -> TextClassificationTask:
+    """A task for formatting only (its files are never read)."""
+    return TextClassificationTask("t", "train.jsonl", "dev.jsonl", "test.jsonl", template=template)
+
+
 def test_task_format_per_family():
     labels = ["w1", "w2"]
-    bert = TaskFormat(th.model("bert"), labels, "{text}", 8)
+    bert = TaskFormat(th.model("bert"), formatted(), labels, 8)
     batch = bert.collate(ROWS)
     assert batch["labels"].tolist() == [0, 1] and batch["input_ids"].shape == (2, 3)
-    t5 = TaskFormat(th.model("t5"), labels, "{text}", 8)
+    t5 = TaskFormat(th.model("t5"), formatted(), labels, 8)
     batch = t5.collate(ROWS)
     assert batch["labels"].tolist() == [[5, 1], [6, 1]]  # the label word, then </s>
     assert batch["input_ids"][0].tolist() == [14, 9, 15]  # the source as the tokenizer encodes it
-    gpt2 = TaskFormat(th.model("gpt2"), labels, "w20 {text} w21", 8)
+    gpt2 = TaskFormat(th.model("gpt2"), formatted("w20 {text} w21"), labels, 8)
     batch = gpt2.collate(ROWS)
     ids, target = batch["input_ids"], batch["labels"]
     assert ids[0].tolist() == [24, 14, 9, 15, 25, 5, 1]  # source, label word, </s>
     assert target[0].tolist() == [-100] * 5 + [5, 1]  # the loss only on the answer
     assert target[1].tolist() == [-100] * 3 + [6, 1] + [-100] * 2  # padding ignored
-    long = TaskFormat(th.model("t5"), labels, "{text}", 4).collate([Example(" ".join(["w9"] * 20), "w1")])
+    long = TaskFormat(th.model("t5"), formatted(), labels, 4).collate([Example(" ".join(["w9"] * 20), "w1")])
     assert long["input_ids"].shape[1] == 4  # truncated to max_length
 
 
 def test_predictions_use_the_training_plan():
     model = th.model("t5")
     model.add_task("t", LoRAConfig())
-    fmt = TaskFormat(model, ["w1", "w2"], "{text}", 8)
+    fmt = TaskFormat(model, formatted(), ["w1", "w2"], 8)
     plan = Plan.of(task="t/lora")
     calls = []
     real = model.generate
@@ -148,14 +154,14 @@ def test_predictions_use_the_training_plan():
     predictions = fmt.predict(ROWS, plan)
     assert calls == [plan] and len(predictions) == 2
     assert all(p in (None, "w1", "w2") for p in predictions)
-    assert parse_label("  W1 ", ["w1", "w2"]) == "w1" and parse_label("w1 w2", ["w1", "w2"]) is None
+    assert fmt.task.parse("  W1 ", ["w1", "w2"]) == "w1" and fmt.task.parse("w1 w2", ["w1", "w2"]) is None
     with torch.no_grad():
         assert fmt.collate(ROWS)["labels"].shape == (2, 2)
 
 
 def test_a_task_prompt_starts_from_the_papers_text_in_the_source_language(tmp_path, monkeypatch):
     import xlt.reps.prompt as prompt_module
-    from xlt.training.presets import TASK_INIT_TEXTS
+    from xlt.tasks import PAPER_INIT_TEXTS as TASK_INIT_TEXTS
 
     seen = []
     real = prompt_module.init_token_ids

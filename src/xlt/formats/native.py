@@ -132,17 +132,17 @@ def load_rep(
     model.host.check_kind(config, info.name)
     if head_config is not None:
         model.host.check_head(info.name, info.role, head_config)
-    rep = _build(model, kind, config, data["config"], info, head_config)
+    rep = _build(model, kind, config, info, head_config)
     _load_weights(rep, weights)
     return model.attach(rep, allow_other_base=allow_other_base)
 
 
 def _build(
-    model: Bank, kind: Kind, config: RepConfig, recorded: dict[str, Any], info: RepInfo, head_config: HeadConfig | None
+    model: Bank, kind: Kind, config: RepConfig, info: RepInfo, head_config: HeadConfig | None
 ) -> Representation:
     ctx = BuildContext(model.base, model.host, model.tokenizer, None, info.task)
-    # A prompt's text init would tokenise and look up embeddings only to be overwritten: start from zeros instead.
-    build_config = kind.config_cls.from_dict({**recorded, "init": "random"}) if config.kind == "prompt" else config
+    # The kind says how to build a body that the saved weights then overwrite (a prompt skips its text init).
+    build_config = kind.for_loading(config) if kind.for_loading is not None else config
     body = kind.build(build_config, ctx)
     head = Head(head_config, ctx.hidden_size) if head_config is not None else None
     return Representation(info, config, body, head)

@@ -18,11 +18,12 @@ from xlt.errors import XLTError
 from xlt.languages import PAPER_LANGUAGES, get_language
 from xlt.matrix.configurations import PAPER_NAMES
 from xlt.paths import check_name, short
+from xlt.records import jsonable
+from xlt.reps.registry import RoleName, get_kind, kinds
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import preset
-from xlt.training.run import jsonable
 
 
 class ConfigError(XLTError):
@@ -31,17 +32,41 @@ class ConfigError(XLTError):
 
 @dataclass
 class RepTraining:
-    """Optimisation settings and each kind's options (e.g. ``prompt: {num_virtual_tokens: 20}``)."""
+    """Optimisation settings and each kind's options under the kind's key (e.g. ``prompt: {num_virtual_tokens:
+    20}``): one key per registered kind that serves the section's role and takes options."""
 
+    ROLE: typing.ClassVar[RoleName] = "task"
     train: TrainConfig = field(default_factory=TrainConfig)
-    prompt: dict[str, Any] = field(default_factory=dict)
-    bottleneck: dict[str, Any] = field(default_factory=dict)
-    lora: dict[str, Any] = field(default_factory=dict)
+    kind_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # options key -> the kind's options
+
+    @classmethod
+    def option_keys(cls) -> list[str]:
+        return [key for name in kinds(cls.ROLE) if (key := get_kind(name).options_key)]
+
+    @classmethod
+    def gather(cls, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """A section as written (each kind's options beside ``train``) as this dataclass's fields."""
+        keys = cls.option_keys()
+        options = {k: _check(data.get(k, {}), dict[str, Any], f"{prefix}.{k}") for k in keys}
+        return {**{k: v for k, v in data.items() if k not in keys}, "kind_options": options}
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The keys a config may give this section."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "kind_options"]
+        return [names[0], *cls.option_keys(), *names[1:]]
+
+    def options(self, kind: str) -> dict[str, Any]:
+        """The options the config gives ``kind`` (none for a kind that takes none)."""
+        key = get_kind(kind).options_key
+        return dict(self.kind_options.get(key, {})) if key else {}
 
 
 @dataclass
 class LanguageTraining(RepTraining):
     """How language representations are trained (once per language and kind, shared by every task)."""
+
+    ROLE: typing.ClassVar[RoleName] = "language"
 
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     validation_segments: int = 64
@@ -210,8 +235,19 @@ def _name(value: Any, what: str) -> str:
 
 
 def to_dict(value: Any) -> Any:
-    """A config as plain JSON-able data (dataclasses, paths and tuples converted)."""
-    return jsonable(value)
+    """A config as plain JSON-able data (dataclasses, paths and tuples converted); a training section's kind
+    options beside its other keys, as the config writes them."""
+    data = jsonable(value)
+    if isinstance(value, MatrixConfig):
+        for section in ("language_training", "task_training"):
+            data[section] = _written(data[section])
+    elif isinstance(value, RepTraining):
+        data = _written(data)
+    return data
+
+
+def _written(section: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in section.items() if k != "kind_options"}, **section["kind_options"]}
 
 
 def _allowed(tp: Any) -> str:
@@ -271,11 +307,13 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} options, got {short(data)}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = cls.keys() if issubclass(cls, RepTraining) else [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(str(k) for k in set(data) - set(names))
     if unknown:
         dot = f"{prefix}." if prefix else ""
         raise ConfigError(f"{dot}{unknown[0][:60]}: unknown key (allowed in {where}: {', '.join(names)})")
+    if issubclass(cls, RepTraining):
+        data = cls.gather(data, prefix)
     values = {k: _check(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     try:
         return cls(**values)
@@ -414,18 +452,17 @@ def register_languages(specs: dict[str, Any]) -> None:
 
 def _check_rep_options(config: MatrixConfig) -> None:
     """Each kind's options are checked now, not after the LM head has been trained."""
-    from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig
-
-    kinds = {"prompt": PromptConfig, "bottleneck": BottleneckConfig, "lora": LoRAConfig}
     for section in ("language_training", "task_training"):
-        for kind, cls in kinds.items():
-            options = getattr(getattr(config, section), kind)
+        training: RepTraining = getattr(config, section)
+        for kind in map(get_kind, kinds(training.ROLE)):
+            if kind.options_key is None:
+                continue
             try:
-                cls.from_dict(dict(options))
+                kind.config_cls.from_dict(training.options(kind.name))
             except XLTError as exc:
-                raise ConfigError(f"{section}.{kind}: {exc}") from None
+                raise ConfigError(f"{section}.{kind.options_key}: {exc}") from None
             except TypeError as exc:
-                raise ConfigError(f"{section}.{kind}: a value has the wrong type ({exc})") from None
+                raise ConfigError(f"{section}.{kind.options_key}: a value has the wrong type ({exc})") from None
 
 
 def _register(code: str, spec: Any) -> None:

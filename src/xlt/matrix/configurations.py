@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xlt.errors import XLTError
 from xlt.paths import short
 from xlt.plan import Plan
+from xlt.reps.registry import kinds
 
-LANGUAGE_KINDS = ("prompt", "bottleneck", "lora")
-TASK_KINDS = ("prompt", "bottleneck", "lora", "probe")
+if TYPE_CHECKING:
+    from xlt.hosts.base import Host
+
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,14 @@ class Configuration:
     task: str
 
     def __post_init__(self) -> None:
-        if self.language is not None and self.language not in LANGUAGE_KINDS:
+        if self.language is not None and self.language not in kinds("language"):
             raise XLTError(
                 f"configuration '{self.name}': language kind {short(self.language)} is not one of "
-                f"{', '.join(LANGUAGE_KINDS)} (or null for none)"
+                f"{', '.join(kinds('language'))} (or null for none)"
             )
-        if self.task not in TASK_KINDS:
+        if self.task not in kinds("task"):
             raise XLTError(
-                f"configuration '{self.name}': task kind {short(self.task)} is not one of {', '.join(TASK_KINDS)}"
+                f"configuration '{self.name}': task kind {short(self.task)} is not one of {', '.join(kinds('task'))}"
             )
         if self.task == "probe" and self.language is not None:
             raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")
@@ -53,9 +56,10 @@ class Configuration:
         """A name fit for rep names and directories ("LA+TA" -> "la-ta")."""
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "configuration"
 
-    def trains_task(self, family: str) -> bool:
-        """Whether a task representation is trained at all (a text-to-text zero-shot trains nothing)."""
-        return not (self.task == "probe" and family != "encoder")
+    def trains_task(self, host: Host | type[Host]) -> bool:
+        """Whether a task representation is trained at all: a probe is a head, so on a family that answers in
+        text (no heads) the zero-shot baseline trains nothing."""
+        return not (self.task == "probe" and not host.supports_heads)
 
     def language_rep(self, language: str) -> str | None:
         return f"{language}/{self.language}" if self.language else None
@@ -88,8 +92,8 @@ def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | N
             raise XLTError(f"custom_configurations.{name}: the name is one of the paper's; choose another")
         if not isinstance(spec, dict) or set(spec) - {"language", "task"} or "task" not in spec:
             raise XLTError(
-                f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(TASK_KINDS)}) and "
-                f"optionally language: (one of {', '.join(LANGUAGE_KINDS)})"
+                f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(kinds('task'))}) and "
+                f"optionally language: (one of {', '.join(kinds('language'))})"
             )
         known[name] = Configuration(name, spec.get("language"), str(spec["task"]))
     out = []

@@ -20,18 +20,20 @@ from xlt.formats.atomic import make_dir
 from xlt.loading import load_model
 from xlt.model import XLTModel
 from xlt.paths import writing_under
+from xlt.tasks.base import Task
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.task import TaskRun, train_task
 
 
 @dataclass
 class Job:
-    """One representation to train: ``run`` is a LanguageRun or TaskRun; ``needs`` are rep directories that
-    must be in the model first (the source language's representation of a task run)."""
+    """One representation to train: ``run`` is a LanguageRun or TaskRun (with its ``task``); ``needs`` are rep
+    directories that must be in the model first (the source language's representation of a task run)."""
 
     name: str
     run: LanguageRun | TaskRun
     needs: list[Path] = field(default_factory=list)
+    task: Task | None = None
 
 
 @dataclass
@@ -55,7 +57,7 @@ def run_job(model: XLTModel, job: Job, log: Callable[[str], None]) -> Outcome:
             if isinstance(job.run, LanguageRun):
                 rep_dir = train_language(model, job.run, log=log)
             else:
-                rep_dir = train_task(model, job.run, log=log)
+                rep_dir = train_task(model, job.run, log=log, task=job.task)
     except XLTError as exc:
         return Outcome(job.name, None, str(exc), time.perf_counter() - start)
     except Exception as exc:

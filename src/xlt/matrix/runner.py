@@ -30,15 +30,15 @@ from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore, check_store_dir, key_of, read_rows
 from xlt.model import XLTModel
 from xlt.paths import contained, inside, writing_under
+from xlt.reps.registry import get_kind
 from xlt.tasks.base import Task
-from xlt.tasks.classification import Example
+from xlt.tasks.data import Example
 from xlt.tasks.metrics import unseen_labels
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
 from xlt.training.run import RUN_FILE
-from xlt.training.task import CONFIGS as TASK_CONFIGS
-from xlt.training.task import TaskFormat, TaskRun, rep_identity
+from xlt.training.task import TaskFormat, TaskRun, rep_record
 
 Log = Callable[[str], None]
 
@@ -222,7 +222,7 @@ class Matrix:
         if not wanted:
             return
         head_dir = None
-        if self.model.host.family == "encoder":
+        if self.model.host.needs_lm_head:
             try:
                 head_dir = self._lm_head()
             except Exception as exc:  # every language rep needs the head: reported on all their cells
@@ -244,7 +244,7 @@ class Matrix:
                 kind=kind,  # type: ignore[arg-type]
                 corpus=corpus,
                 output_dir=self._language_dir(language, kind),
-                rep=dict(getattr(c, kind)),
+                rep=dict(c.options(kind)),
                 objective=c.objective,
                 train=self._train(c.train),
                 validation_segments=c.validation_segments,
@@ -281,11 +281,10 @@ class Matrix:
         return train_lm_head(self.model, run, log=self.log)
 
     def _build_task_reps(self, groups: dict[TaskGroup, list[str]]) -> None:
-        family = self.model.host.family
         jobs = []
         for group in groups:
             conf = group.configuration
-            if not conf.trains_task(family):
+            if not conf.trains_task(self.model.host):
                 continue
             name = conf.task_rep(group.task, group.source, group.seed)
             language_rep = conf.language_rep(group.source)
@@ -294,28 +293,26 @@ class Matrix:
                 continue
             task = self.tasks[group.task]
             c = self.config.task_training
-            options = dict(getattr(c, conf.task, {}))
+            options = dict(c.options(conf.task))
             if conf.task == "prompt" and task.init_text and "init_text" not in options:
-                options["init_text"] = task.init_text
-            if "seed" in {f.name for f in dataclasses.fields(TASK_CONFIGS[conf.task])}:
+                options["init_text"] = task.init_text  # recorded with the run's options, as it always was
+            if "seed" in {f.name for f in dataclasses.fields(get_kind(conf.task).config_cls)}:
                 options.setdefault("seed", group.seed)  # the grid's seed also draws the rep's initial weights
             run = TaskRun(
                 task=group.task,
                 kind=conf.task,  # type: ignore[arg-type]
-                train_file=task.path(group.source, "train"),
-                dev_file=task.path(group.source, "dev"),
+                train_file=None,
+                dev_file=None,
                 output_dir=self._task_dir(group),
                 source_language=group.source,
                 language_rep=language_rep,
-                template=task.template,
                 max_length=c.max_length,
                 rep=options,
                 train=dataclasses.replace(self._train(c.train), seed=group.seed),
                 name=name,
-                **_fields(task),
             )
             needs = [self._language_dir(group.source, conf.language) / "rep"] if conf.language else []
-            jobs.append(Job(name, run, needs))
+            jobs.append(Job(name, run, needs, task))
         self.log(f"task representations: {len(jobs)}")
         self._run(jobs)
 
@@ -341,7 +338,7 @@ class Matrix:
     # evaluation --------------------------------------------------------------------------------------
     def _evaluate(self, group: TaskGroup, targets: list[str]) -> list[dict[str, Any]]:
         model, conf, task = self.model, group.configuration, self.tasks[group.task]
-        trains = conf.trains_task(model.host.family)
+        trains = conf.trains_task(model.host)
         task_rep = conf.task_rep(group.task, group.source, group.seed) if trains else None
         base = {"task": group.task, "source": group.source, "configuration": conf.name, "seed": group.seed}
 
@@ -371,8 +368,7 @@ class Matrix:
             labels = self._labels(task, group.source, task_rep)
         except XLTError as exc:
             return errors + [error(t, f"no labels: {exc}") for t in counts]
-        fmt = TaskFormat(model, labels, task.template, self.config.task_training.max_length)
-        fmt.parse = task.parse
+        fmt = TaskFormat(model, task, labels, self.config.task_training.max_length)
         start = time.perf_counter()
         predictions = self._predict(fmt, conf, task_rep, rows)
         seconds = time.perf_counter() - start
@@ -380,7 +376,7 @@ class Matrix:
         reps = {"task": self._identity(task_rep)}
         train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
         for target, count in counts.items():
-            mine = [(p, e.label) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
+            mine = [(p, task.reference(e)) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
             language_rep = conf.language_rep(target)
             unseen = unseen_labels(labels, [gold for _, gold in mine])
             if unseen.count:
@@ -444,7 +440,7 @@ class Matrix:
         if name is None:
             return None
         if name not in self._hashes:
-            self._hashes[name] = rep_identity(self.model.rep(name))["weights"]
+            self._hashes[name] = rep_record(self.model.rep(name))["weights"]
         return {"name": name, "sha256": self._hashes[name]}
 
     @staticmethod
@@ -472,17 +468,6 @@ def _runs(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
                 out.append((run_dir, json.loads(record.read_text(encoding="utf-8"))["config"]["run"]))
             except (ValueError, KeyError, TypeError):
                 out.append((run_dir, {}))
-    return out
-
-
-def _fields(task: Task) -> dict[str, Any]:
-    """The task's file fields, for a TaskRun reading the same files."""
-    out = {}
-    for name in ("text_field", "label_field", "pooling"):
-        if hasattr(task, name):
-            out[name] = getattr(task, name)
-    if getattr(task, "declared", None) is not None:
-        out["labels"] = list(task.declared)  # type: ignore[attr-defined]
     return out
 
 

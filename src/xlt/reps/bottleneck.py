@@ -12,7 +12,7 @@ from transformers.activations import ACT2FN
 from xlt.errors import XLTError
 from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
-from xlt.reps.registry import register_kind
+from xlt.reps.registry import OptimizerDefaults, register_kind
 
 
 @dataclass
@@ -219,4 +219,11 @@ def build_bottleneck(config: RepConfig, ctx: BuildContext) -> Bottleneck:
     return Bottleneck(blocks, invertible).to(device)
 
 
-register_kind("bottleneck", BottleneckConfig, build_bottleneck, aliases=("adapter", "seq_bn"))
+# "paper": AdamW at lr 5e-5, no decay (Vykopal et al.); "fast": a higher rate for small budgets.
+register_kind(
+    "bottleneck",
+    BottleneckConfig,
+    build_bottleneck,
+    aliases=("adapter", "seq_bn"),
+    optimizer={"paper": OptimizerDefaults("adamw", 5e-5, 0.0), "fast": OptimizerDefaults("adamw", 1e-3, 0.0)},
+)

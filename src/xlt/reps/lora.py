@@ -13,7 +13,7 @@ from torch import nn
 from xlt.errors import XLTError
 from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
-from xlt.reps.registry import register_kind
+from xlt.reps.registry import OptimizerDefaults, register_kind
 
 
 @dataclass
@@ -102,4 +102,9 @@ def build_lora(config: RepConfig, ctx: BuildContext) -> LoRA:
     return LoRA(deltas).to(device)
 
 
-register_kind("lora", LoRAConfig, build_lora)
+register_kind(
+    "lora",
+    LoRAConfig,
+    build_lora,
+    optimizer={"paper": OptimizerDefaults("adamw", 5e-5, 0.0), "fast": OptimizerDefaults("adamw", 1e-3, 0.0)},
+)

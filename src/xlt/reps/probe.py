@@ -12,7 +12,7 @@ from typing import ClassVar
 from xlt.errors import UnsupportedError
 from xlt.reps.base import RepBody, RepConfig
 from xlt.reps.context import BuildContext
-from xlt.reps.registry import register_kind
+from xlt.reps.registry import OptimizerDefaults, register_kind
 
 
 @dataclass
@@ -35,4 +35,12 @@ def build_probe(config: RepConfig, ctx: BuildContext) -> Probe:
     return Probe()
 
 
-register_kind("probe", ProbeConfig, build_probe)
+# A task head alone on the frozen model (the zero-shot baseline of encoders) is a linear model: a larger step.
+register_kind(
+    "probe",
+    ProbeConfig,
+    build_probe,
+    roles=("task",),
+    optimizer={"paper": OptimizerDefaults("adamw", 1e-2, 0.0), "fast": OptimizerDefaults("adamw", 1e-2, 0.0)},
+    options_key=None,
+)

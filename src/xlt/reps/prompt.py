@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 import torch
@@ -12,7 +12,7 @@ from torch import nn
 from xlt.errors import XLTError
 from xlt.reps.base import RepBody, RepConfig, check_range, check_seed
 from xlt.reps.context import BuildContext
-from xlt.reps.registry import register_kind
+from xlt.reps.registry import OptimizerDefaults, register_kind
 
 LANGUAGE_INIT_TEXT = "Generate the output in {language}:"
 
@@ -99,4 +99,21 @@ def build_prompt(config: RepConfig, ctx: BuildContext) -> SoftPrompt:
     return SoftPrompt(vectors.float().to(table.device))
 
 
-register_kind("prompt", PromptConfig, build_prompt, aliases=("soft_prompt",))
+def _for_loading(config: RepConfig) -> RepConfig:
+    # Text init would tokenise and look up embeddings only to be overwritten by the saved weights.
+    return replace(config, init="random")  # type: ignore[type-var]
+
+
+# "paper": soft prompts with Adafactor at lr 0.5, weight decay 1e-5 (Vykopal et al.); "fast": 0.3, since at 0.5
+# the prompt's row norms grow fastest on small budgets.
+register_kind(
+    "prompt",
+    PromptConfig,
+    build_prompt,
+    aliases=("soft_prompt",),
+    optimizer={
+        "paper": OptimizerDefaults("adafactor", 0.5, 1e-5),
+        "fast": OptimizerDefaults("adafactor", 0.3, 1e-5),
+    },
+    for_loading=_for_loading,
+)

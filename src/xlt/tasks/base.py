@@ -1,5 +1,11 @@
-"""What a task is: its data per language and split, how a family sees an example (a text-to-text template and
-target, or a head and labels), how an answer is parsed, and how predictions are scored."""
+"""What a task is, as one contract that training, evaluation and the matrix all read: its examples per
+language and split, how a family sees an example (a head and its targets, or a text-to-text input and target),
+how an output is decoded and parsed, the score (and the headline metric that selects checkpoints), its head
+and the init text of its task prompt.
+
+The contract follows the shape of lm-evaluation-harness's tasks (``output_type``, ``doc_to_text``,
+``doc_to_target``, metrics): a task type overrides what differs for its output type and inherits the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,40 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
+
+import torch
 
 from xlt.errors import XLTError
 from xlt.reps.heads import HeadConfig
-from xlt.tasks.classification import Example
+from xlt.tasks.data import ClassificationData, Example
 
 Split = Literal["train", "dev", "test"]
+# What a task's answer is: a label of the text (classification), a label of a pair of texts (NLI), a label per
+# token (NER: BIO tags for heads, "TYPE: text" spans as text), a span of a context (extractive QA: a span head
+# for encoders, the answer as text for text-to-text) or free text (generation).
+OutputType = Literal["classification", "pair_classification", "tagging", "span", "generation"]
+
+# The paper's init texts for task prompts ({language}: the source language's English name).
+PAPER_INIT_TEXTS: dict[str, str] = {
+    "qa": "Answer the question in {language} language:",
+    "ner": "Identify ner tags (ORG, PER, LOC) in the text in {language}:",
+    "nli": ('Select "Yes", "No" or "Maybe" based on the implication of the premise on the hypothesis in {language}:'),
+    "checkworthiness": "Determine whether a given claim in {language} is checkworthy:",
+}
 
 
 class Task(ABC):
-    """A task of the transfer matrix. Subclasses say where each (language, split) lives and how to score."""
+    """A task of the transfer matrix. Subclasses say where each (language, split) lives, what its labels are
+    and how it is scored; the defaults below serve a label per example."""
 
     name: str
+    output_type: ClassVar[OutputType] = "classification"
+    metric: ClassVar[str] = "accuracy"  # the headline metric: checkpoint selection on dev, the matrix's tables
     template: str = "{text}"  # text-to-text input; "{text}" is the example's text
-    init_text: str | None = None  # a task prompt's init text ({language}: the source language's name)
+    init_text: str | None = None  # a task prompt's init text as declared ({language}: the source language)
 
+    # ---- data ------------------------------------------------------------------------------------------
     @abstractmethod
     def path(self, language: str, split: Split) -> Path:
         """The file holding this language's split (it may not exist: that cell is then reported missing)."""
@@ -36,16 +60,53 @@ class Task(ABC):
         """The label set, as the task representation trained in ``source`` knows it."""
 
     @abstractmethod
+    def training_data(self, source: str) -> ClassificationData:
+        """The source language's train and dev examples with the labels, checked against each other (warnings
+        for what does not stop training)."""
+
+    def record(self, source: str) -> dict[str, Any]:
+        """What identifies this task's training data and format in a training run's record (``run.json``)."""
+        return {"template": self.template}
+
+    # ---- how a family sees an example ------------------------------------------------------------------
+    def doc_to_text(self, example: Example) -> str:
+        """The model's input text (every family; a text-to-text model answers after it)."""
+        return self.template.format(text=example.text)
+
+    def doc_to_target(self, example: Example) -> str:
+        """The answer a text-to-text model is taught to generate."""
+        return example.label
+
+    def reference(self, example: Example) -> str:
+        """What a prediction is scored against."""
+        return example.label
+
+    @abstractmethod
     def head(self, source: str) -> HeadConfig:
         """The head an encoder's task representation owns."""
 
+    def head_targets(self, rows: Sequence[Example], labels: Sequence[str]) -> torch.Tensor:
+        """The head's training targets for a batch (a label index per example)."""
+        return torch.tensor([labels.index(e.label) for e in rows])
+
+    def from_head(self, logits: torch.Tensor, labels: Sequence[str]) -> list[str | None]:
+        """A batch of head outputs as predictions."""
+        return [labels[i] for i in logits.argmax(-1).tolist()]
+
+    # ---- decoding and scoring --------------------------------------------------------------------------
     @abstractmethod
     def parse(self, text: str, labels: Sequence[str]) -> str | None:
         """A generated answer as a label, or None when it is none of them (counted wrong)."""
 
     @abstractmethod
     def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
-        """The task's metrics (the first one is the headline metric)."""
+        """The task's metrics, ``metric`` among them."""
+
+    def prompt_init_text(self) -> str:
+        """A task prompt's init text: the declared one, the paper's for its tasks, else a generic one."""
+        if self.init_text:
+            return self.init_text
+        return PAPER_INIT_TEXTS.get(self.name, f"Classify the {self.name} of the text in {{language}}:")
 
 
 def check_template(template: str, error: type[XLTError] = XLTError) -> str:

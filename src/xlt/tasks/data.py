@@ -1,4 +1,4 @@
-"""Text classification data: local JSONL / CSV / TSV files of (text, label) rows; labels from the data or
+"""Task data: local JSONL / CSV / TSV files of (text, label) rows; labels from the data or
 declared. Every problem is one error naming the file, the line and the fix: bytes that are not UTF-8, a line
 that is no JSON object, a missing or empty field, a label of the wrong type, a row with the wrong number of
 columns, an empty file, a label outside the task's labels."""

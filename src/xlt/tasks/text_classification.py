@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import Split, Task, check_template
-from xlt.tasks.classification import Example, TaskDataError, load_examples
+from xlt.tasks.data import ClassificationData, Example, TaskDataError, load_examples
 from xlt.tasks.files import check_pattern, fill_language
 from xlt.tasks.metrics import classification_metrics
 
@@ -36,14 +36,17 @@ class TextClassificationTask(Task):
     ) -> None:
         self.name, self.template, self.init_text = name, _checked(name, template), init_text
         self.files = {"train": str(train), "dev": str(dev), "test": str(test)}
+        self._check_files()
+        self.declared = [str(label) for label in labels] if labels is not None else None
+        self.text_field, self.label_field, self.pooling = text_field, label_field, pooling
+        self._labels: dict[str, list[str]] = {}
+
+    def _check_files(self) -> None:
         for split, pattern in self.files.items():
             try:
                 check_pattern(pattern, TaskDataError)
             except TaskDataError as exc:
-                raise TaskDataError(f"task '{name}' {split}: {exc}") from None
-        self.declared = [str(label) for label in labels] if labels is not None else None
-        self.text_field, self.label_field, self.pooling = text_field, label_field, pooling
-        self._labels: dict[str, list[str]] = {}
+                raise TaskDataError(f"task '{self.name}' {split}: {exc}") from None
 
     def path(self, language: str, split: Split) -> Path:
         return fill_language(self.files[split], language, TaskDataError)
@@ -58,6 +61,22 @@ class TextClassificationTask(Task):
             self._labels[source] = sorted({e.label for e in self.examples(source, "train")})
         return list(self._labels[source])
 
+    def training_data(self, source: str) -> ClassificationData:
+        return ClassificationData.from_files(
+            self.path(source, "train"), self.path(source, "dev"), self.declared, self.text_field, self.label_field
+        )
+
+    def record(self, source: str) -> dict[str, Any]:
+        return {
+            "train_file": self.path(source, "train"),
+            "dev_file": self.path(source, "dev"),
+            "labels": None if self.declared is None else list(self.declared),
+            "template": self.template,
+            "text_field": self.text_field,
+            "label_field": self.label_field,
+            "pooling": self.pooling,
+        }
+
     def head(self, source: str) -> HeadConfig:
         labels = self.labels(source)
         return HeadConfig("sequence", num_labels=len(labels), labels=labels, pooling=self.pooling)
@@ -68,6 +87,17 @@ class TextClassificationTask(Task):
 
     def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
         return classification_metrics(predictions, references)
+
+
+class FileClassificationTask(TextClassificationTask):
+    """A text-classification task of exactly the files given (no ``{language}`` patterns): what a single
+    training run on the command line names."""
+
+    def _check_files(self) -> None:
+        pass
+
+    def path(self, language: str, split: Split) -> Path:
+        return Path(self.files[split])
 
 
 def _checked(name: str, template: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -14,20 +14,13 @@ from xlt.errors import XLTError
 from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
-from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig, RepConfig
+from xlt.reps.registry import role_kind
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
 from xlt.training.run import claim_output_dir, finish
-
-Kind = Literal["prompt", "bottleneck", "lora"]
-CONFIGS: dict[str, type[RepConfig]] = {
-    "prompt": PromptConfig,
-    "bottleneck": BottleneckConfig,
-    "lora": LoRAConfig,
-}
 
 
 @dataclass
@@ -36,7 +29,8 @@ class LanguageRun:
 
     Args:
         language: ISO code of the language (e.g. "sk").
-        kind: "prompt" (soft language prompt), "bottleneck" (language adapter) or "lora".
+        kind: a kind serving the language role: "prompt" (soft language prompt), "bottleneck" (language
+            adapter), "lora", or one registered with ``register_kind``.
         corpus: where the language's text comes from.
         output_dir: run directory; the trained rep is written to output_dir/rep.
         rep: options of the kind's config (e.g. {"num_virtual_tokens": 50} or {"reduction_factor": 16}).
@@ -47,7 +41,7 @@ class LanguageRun:
     """
 
     language: str
-    kind: Kind
+    kind: str
     corpus: CorpusConfig
     output_dir: Path
     rep: dict[str, Any] = field(default_factory=dict)
@@ -66,7 +60,7 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     out = Path(run.output_dir)
     rep_dir = out / "rep"
     name = f"{run.language}/{run.kind}"
-    config = CONFIGS[run.kind].from_dict(dict(run.rep))
+    config = role_kind(run.kind, "language").config_cls.from_dict(dict(run.rep))
     # Every input is checked before the output directory is claimed: bad input leaves nothing behind.
     head = _lm_head(model, run.lm_head)
     plan = Plan((name,))
@@ -94,8 +88,7 @@ def check_language_run(run: LanguageRun) -> None:
     """Refuse what no training could fix, before the model is touched: an unknown language code (the
     registry's error lists the known ones; the matrix would refuse the representation later), an unknown kind."""
     get_language(run.language)
-    if run.kind not in CONFIGS:
-        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    role_kind(run.kind, "language")
     check_validation_segments(run.validation_segments)
 
 
@@ -174,9 +167,7 @@ def validation_warnings(source: SegmentSource, held: int, asked: int, config: Tr
 
 
 def _lm_head(model: XLTModel, path: Path | None) -> MaskedLMHead | None:
-    if model.host.family != "encoder":
-        return None
-    if path is None:
+    if not model.host.needs_lm_head or path is None:
         return None
     head = MaskedLMHead.load(path, model.host.input_embeddings(model.base), model.fingerprint)
     head.requires_grad_(False)
@@ -223,7 +214,7 @@ def _interleave(corpora: list[CorpusConfig], split: str) -> Any:
 
 def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
     """Train the LM head of an encoder on the pooled corpora (base frozen, no representation active)."""
-    if model.host.family != "encoder":
+    if not model.host.needs_lm_head:
         raise XLTError(f"{model.host.name} models predict tokens with their own LM head; only encoders need one")
     if not run.corpora:
         raise XLTError("an LM head needs at least one corpus (corpora=[...])")

@@ -59,38 +59,48 @@ def _special(tokenizer: Any, name: str) -> int | None:
 
 
 def lm_objective(model: XLTModel, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None) -> LMObjective:
+    """The language-modelling objective the model's family declares (``host.lm_objective``), under ``plan``."""
     tok = model.tokenizer
     if tok is None:
         raise XLTError("language modelling needs the model's tokenizer (create the XLTModel with tokenizer=...)")
-    family = model.host.family
     pad = _special(tok, "pad")
-    pad = 0 if pad is None else pad
-    if family == "encoder_decoder":
-        eos = _special(tok, "eos")
-        sentinel = tok.convert_tokens_to_ids("<extra_id_0>") if "<extra_id_0>" in tok.get_vocab() else None
-        objective = SpanCorruption(
-            vocab_size=len(tok),
-            eos_id=eos if eos is not None else 1,
-            pad_id=pad,
-            inputs_length=config.max_length,
-            noise_density=config.noise_density,
-            mean_span=config.mean_span,
-            first_sentinel=sentinel,
-        )
+    return OBJECTIVES[model.host.lm_objective](tok, 0 if pad is None else pad, plan, config, head)
 
-        def seq2seq_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-            out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
-            return out.loss, int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
 
-        return LMObjective(objective.lengths.tokens, eos, objective, seq2seq_loss, "span_corruption")
-    if family == "decoder":
-        causal = CausalLM(pad_id=pad)
+def _model_loss(plan: Plan, seq2seq: bool) -> Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, int]]:
+    """The model's own loss on a teacher-forced batch; weighted by the tokens read (and written, for seq2seq)."""
 
-        def causal_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-            out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
-            return out.loss, int(batch["attention_mask"].sum())
+    def loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
+        tokens = batch["attention_mask"].sum() + ((batch["labels"] != -100).sum() if seq2seq else 0)
+        return out.loss, int(tokens)
 
-        return LMObjective(config.max_length, _special(tok, "eos"), causal, causal_loss, "causal_lm")
+    return loss
+
+
+def _span_corruption(
+    tok: Any, pad: int, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None
+) -> LMObjective:
+    eos = _special(tok, "eos")
+    sentinel = tok.convert_tokens_to_ids("<extra_id_0>") if "<extra_id_0>" in tok.get_vocab() else None
+    objective = SpanCorruption(
+        vocab_size=len(tok),
+        eos_id=eos if eos is not None else 1,
+        pad_id=pad,
+        inputs_length=config.max_length,
+        noise_density=config.noise_density,
+        mean_span=config.mean_span,
+        first_sentinel=sentinel,
+    )
+    return LMObjective(objective.lengths.tokens, eos, objective, _model_loss(plan, True), "span_corruption")
+
+
+def _causal_lm(tok: Any, pad: int, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None) -> LMObjective:
+    eos = _special(tok, "eos")
+    return LMObjective(config.max_length, eos, CausalLM(pad_id=pad), _model_loss(plan, False), "causal_lm")
+
+
+def _masked_lm(tok: Any, pad: int, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None) -> LMObjective:
     if head is None:
         raise XLTError(
             "masked-LM training on an encoder needs an LM head: this model ships none (train one once with "
@@ -121,6 +131,14 @@ def lm_objective(model: XLTModel, plan: Plan, config: ObjectiveConfig, head: Mas
         return loss, int(batch["attention_mask"].sum())
 
     return LMObjective(config.max_length - 2, sep, with_specials, mlm_loss, "masked_lm")
+
+
+# The objective each host declares, by name.
+OBJECTIVES: dict[str, Callable[[Any, int, Plan, ObjectiveConfig, MaskedLMHead | None], LMObjective]] = {
+    "masked_lm": _masked_lm,
+    "span_corruption": _span_corruption,
+    "causal_lm": _causal_lm,
+}
 
 
 def evaluate_loss(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xlt.batching import pad
 from xlt.errors import XLTError
 
 
@@ -171,14 +172,3 @@ class CausalLM:
         input_ids, attention_mask = pad([np.asarray(s, dtype=np.int64) for s in segments], self.pad_id)
         labels = input_ids.masked_fill(attention_mask == 0, -100)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def pad(rows: Sequence[np.ndarray], value: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest row of this batch (never to a fixed length)."""
-    width = max(len(r) for r in rows)
-    out = np.full((len(rows), width), value, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return torch.from_numpy(out), torch.from_numpy(mask)

@@ -1,9 +1,8 @@
-"""Optimisers and schedules, with the paper's per-kind defaults (all overridable)."""
+"""Optimisers and schedules; each kind's defaults per preset come from its registration (all overridable)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -12,43 +11,37 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers.optimization import Adafactor
 
 from xlt.errors import XLTError
+from xlt.reps.registry import OptimizerDefaults, check_preset, get_kind
 
 OptimizerName = Literal["auto", "adamw", "adafactor"]
 
 
-@dataclass(frozen=True)
-class OptimizerDefaults:
-    optimizer: Literal["adamw", "adafactor"]
-    lr: float
-    weight_decay: float
-
-
 Defaults = Literal["fast", "paper"]
 
-# "paper": soft prompts with Adafactor (lr 0.5, weight decay 1e-5), adapters with AdamW (lr 5e-5, no decay), as
-# Vykopal et al. "fast": xlt's default for small budgets (higher learning rates; prompts at 0.3, since at 0.5
-# their row norms grow fastest). The probe (a task head alone on the frozen model, the zero-shot baseline of
-# encoders) is a linear model: it takes a larger step.
-KIND_DEFAULTS: dict[str, dict[str, OptimizerDefaults]] = {
-    "paper": {
-        "prompt": OptimizerDefaults("adafactor", 0.5, 1e-5),
-        "bottleneck": OptimizerDefaults("adamw", 5e-5, 0.0),
-        "lora": OptimizerDefaults("adamw", 5e-5, 0.0),
-        "probe": OptimizerDefaults("adamw", 1e-2, 0.0),
-    },
-    "fast": {
-        "prompt": OptimizerDefaults("adafactor", 0.3, 1e-5),
-        "bottleneck": OptimizerDefaults("adamw", 1e-3, 0.0),
-        "lora": OptimizerDefaults("adamw", 1e-3, 0.0),
-        "probe": OptimizerDefaults("adamw", 1e-2, 0.0),
-    },
-}
+# The LM head of an encoder that ships none (not a representation kind): AdamW, as the adapters.
+LM_HEAD = {"paper": OptimizerDefaults("adamw", 5e-5, 0.0), "fast": OptimizerDefaults("adamw", 1e-3, 0.0)}
 
 
 def defaults_for(kind: str, table: Defaults = "fast") -> OptimizerDefaults:
-    if table not in KIND_DEFAULTS:
-        raise XLTError(f"unknown optimizer defaults {table!r} (use 'fast' or 'paper')")
-    return KIND_DEFAULTS[table].get(kind, KIND_DEFAULTS[table]["bottleneck"])
+    """A kind's optimiser defaults as its registration declares them (``lm_head``: the LM head's)."""
+    if kind == "lm_head":
+        return LM_HEAD[check_preset(table)]
+    return get_kind(kind).optimizer_defaults(table)
+
+
+def _settings(
+    kind: str, name: OptimizerName, lr: float | None, weight_decay: float | None, defaults: Defaults
+) -> tuple[str, float, float]:
+    """The run's optimiser, learning rate and weight decay, each from the kind's defaults where not given."""
+    check_preset(defaults)
+    if name != "auto" and lr is not None and kind != "lm_head" and defaults not in get_kind(kind).optimizer:
+        return name, lr, 0.0 if weight_decay is None else weight_decay  # a kind that registers no defaults
+    chosen = defaults_for(kind, defaults)
+    return (
+        chosen.optimizer if name == "auto" else name,
+        chosen.lr if lr is None else lr,
+        chosen.weight_decay if weight_decay is None else weight_decay,
+    )
 
 
 HEAD_LR = 1e-3
@@ -66,10 +59,7 @@ def build_optimizer(
 ) -> Optimizer:
     """One optimiser for a representation; a task head, if any, is a second group at ``head_lr`` (a prompt's
     learning rate of 0.5 would wreck a linear head)."""
-    chosen = defaults_for(kind, defaults)
-    optimizer = chosen.optimizer if name == "auto" else name
-    lr = chosen.lr if lr is None else lr
-    weight_decay = chosen.weight_decay if weight_decay is None else weight_decay
+    optimizer, lr, weight_decay = _settings(kind, name, lr, weight_decay, defaults)
     params = list(params)  # read twice below: a generator would leave the head group empty
     head_ids = {id(p) for p in head_params}
     body = [p for p in params if p.requires_grad and id(p) not in head_ids]

@@ -14,38 +14,36 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlt.batching import pad
 from xlt.errors import XLTError
 from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
-from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, ProbeConfig, PromptConfig, RepConfig
 from xlt.reps.base import Representation
-from xlt.tasks.base import check_template
-from xlt.tasks.classification import ClassificationData, Example
+from xlt.reps.registry import role_kind
+from xlt.tasks.base import Task, check_template
+from xlt.tasks.data import ClassificationData, Example
+from xlt.tasks.text_classification import FileClassificationTask
+from xlt.training.data import micro_batches
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
-from xlt.training.objectives import pad
-from xlt.training.presets import TASK_INIT_TEXTS
-from xlt.training.run import claim_output_dir, finish
-
-Kind = Literal["prompt", "bottleneck", "lora", "probe"]
-CONFIGS: dict[str, type[RepConfig]] = {
-    "prompt": PromptConfig,
-    "bottleneck": BottleneckConfig,
-    "lora": LoRAConfig,
-    "probe": ProbeConfig,
-}
+from xlt.training.run import claim_output_dir, finish, jsonable
 
 
 @dataclass
 class TaskRun:
     """One task representation to train.
 
+    The task is given to ``train_task`` as a ``Task`` (the matrix's), or here as files (``train_file``,
+    ``dev_file`` and the fields after them), from which ``file_task`` builds a text-classification task.
+
     Args:
         task: the task's name (e.g. "emoji").
-        kind: "prompt" (task prompt), "bottleneck" (task adapter), "lora", or "probe" (an encoder's head alone
-            on the frozen model: the linear probe).
-        train_file: labelled training data (.jsonl, .csv or .tsv with text and label columns).
-        dev_file: labelled development data in the source language (best-checkpoint selection).
+        kind: a kind serving the task role: "prompt" (task prompt), "bottleneck" (task adapter), "lora", "probe"
+            (an encoder's head alone on the frozen model: the linear probe), or one registered with
+            ``register_kind``.
+        train_file: labelled training data (.jsonl, .csv or .tsv with text and label columns); None when
+            ``train_task`` is given the task.
+        dev_file: labelled development data in the source language (best-checkpoint selection); None likewise.
         output_dir: run directory; the trained rep is written to output_dir/rep.
         source_language: the language of the training data.
         language_rep: name of the source language's representation in the model (e.g. "en/prompt"), active
@@ -55,14 +53,14 @@ class TaskRun:
         max_length: input truncation length (tokens).
         rep: options of the kind's config.
         pooling: encoder head pooling, "mean" or "cls".
-        train: optimisation settings (metric: dev accuracy).
+        train: optimisation settings (checkpoints are selected on the task's headline metric on dev).
         name: the rep's name in the model (default ``{task}/{kind}``).
     """
 
     task: str
-    kind: Kind
-    train_file: Path
-    dev_file: Path
+    kind: str
+    train_file: Path | None
+    dev_file: Path | None
     output_dir: Path
     source_language: str = "en"
     language_rep: str | None = None
@@ -76,58 +74,64 @@ class TaskRun:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str | None = None
 
+    def file_task(self) -> Task:
+        """The text-classification task this run's files describe (its dev file serves as test file too)."""
+        if self.train_file is None or self.dev_file is None:
+            raise XLTError("a task run needs train_file and dev_file, or a Task given to train_task(task=...)")
+        return FileClassificationTask(
+            self.task,
+            self.train_file,
+            self.dev_file,
+            self.dev_file,
+            labels=self.labels,
+            template=self.template,
+            text_field=self.text_field,
+            label_field=self.label_field,
+            pooling=self.pooling,
+        )
+
 
 class TaskFormat:
-    """How one family sees a classification example: a head over the input, or text to text."""
+    """How one family sees a task's examples: a head over the input (encoders), or teacher-forced text to text
+    (the task's input and target, laid out by the host); and how predictions come back."""
 
-    def __init__(self, model: XLTModel, labels: list[str], template: str, max_length: int) -> None:
+    def __init__(self, model: XLTModel, task: Task, labels: list[str], max_length: int) -> None:
         if model.tokenizer is None:
             raise XLTError("task training needs the model's tokenizer (create the XLTModel with tokenizer=...)")
-        self.model, self.labels, self.template, self.max_length = model, labels, template, max_length
-        self.parse: Any = parse_label
+        self.model, self.task, self.labels, self.max_length = model, task, labels, max_length
         self.tok = model.tokenizer
-        self.family = model.host.family
+        self.host = model.host
         self.pad = int(self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
         self.eos = self.tok.eos_token_id
 
-    def _source(self, text: str) -> list[int]:
-        ids = self.tok(self.template.format(text=text), truncation=True, max_length=self.max_length)["input_ids"]
-        return list(ids)
+    def _source(self, example: Example) -> list[int]:
+        text = self.task.doc_to_text(example)
+        return list(self.tok(text, truncation=True, max_length=self.max_length)["input_ids"])
 
-    def _label_ids(self, label: str) -> list[int]:
-        prefix = " " if self.family == "decoder" else ""
-        ids = list(self.tok(prefix + label, add_special_tokens=False)["input_ids"])
+    def _target(self, answer: str) -> list[int]:
+        ids = list(self.tok(self.host.answer_prefix + answer, add_special_tokens=False)["input_ids"])
         return ids + ([self.eos] if self.eos is not None else [])
 
     def collate(self, rows: Sequence[Example], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        if self.family == "encoder":
-            ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
-            labels = torch.tensor([self.labels.index(e.label) for e in rows])
-            return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-        if self.family == "encoder_decoder":
-            ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
-            targets, _ = pad([np.asarray(self._label_ids(e.label)) for e in rows], -100)
-            return {"input_ids": ids, "attention_mask": mask, "labels": targets}
-        sources = [self._source(e.text) for e in rows]
-        full = [s + self._label_ids(e.label) for s, e in zip(sources, rows, strict=True)]
-        ids, mask = pad([np.asarray(f) for f in full], self.pad)
-        labels = ids.masked_fill(mask == 0, -100)
-        for i, s in enumerate(sources):
-            labels[i, : len(s)] = -100
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        sources = [self._source(e) for e in rows]
+        if self.host.supports_heads:
+            ids, mask = pad([np.asarray(s) for s in sources], self.pad)
+            return {"input_ids": ids, "attention_mask": mask, "labels": self.task.head_targets(rows, self.labels)}
+        targets = [self._target(self.task.doc_to_target(e)) for e in rows]
+        return self.host.text_to_text_batch(sources, targets, self.pad)
 
     def predict(
         self, rows: Sequence[Example], plan: Plan | None = None, plans: Sequence[Plan] | None = None
     ) -> list[str | None]:
-        """The predicted label per row, under one plan or one plan per row (routed); None where a generated
-        answer matches no label."""
-        ids, mask = pad([np.asarray(self._source(e.text)) for e in rows], self.pad)
+        """The prediction per row, under one plan or one plan per row (routed); None where a generated answer
+        is none of the task's labels."""
+        ids, mask = pad([np.asarray(self._source(e)) for e in rows], self.pad)
         device = next(self.model.parameters()).device
         route = {"plan": plan} if plans is None else {"plans": list(plans)}
-        if self.family == "encoder":
+        if self.host.supports_heads:
             logits = self.model(ids.to(device), mask.to(device), **route).logits
-            return [self.labels[i] for i in logits.argmax(-1).tolist()]
-        longest = max(len(self._label_ids(label)) for label in self.labels)
+            return self.task.from_head(logits, self.labels)
+        longest = max(len(self._target(label)) for label in self.labels)
         out = self.model.generate(
             ids.to(device),
             mask.to(device),
@@ -138,22 +142,15 @@ class TaskFormat:
             pad_token_id=self.pad,
         )
         texts = self.tok.batch_decode(out, skip_special_tokens=True)
-        return [self.parse(text, self.labels) for text in texts]
+        return [self.task.parse(text, self.labels) for text in texts]
 
 
-def parse_label(text: str, labels: list[str]) -> str | None:
-    """Exact label after stripping and case folding; otherwise None (counted wrong)."""
-    folded = {label.strip().casefold(): label for label in labels}
-    return folded.get(text.strip().casefold())
-
-
-def accuracy(fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int) -> dict[str, float]:
-    correct = 0
+def dev_score(fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int) -> dict[str, float]:
+    """The task's metrics on dev examples, predicted ``batch_size`` at a time."""
+    predictions: list[str | None] = []
     for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size]
-        predictions = fmt.predict(chunk, plan)
-        correct += sum(p == e.label for p, e in zip(predictions, chunk, strict=True))
-    return {"accuracy": correct / len(rows)}
+        predictions += fmt.predict(rows[i : i + batch_size], plan)
+    return fmt.task.score(predictions, [fmt.task.reference(e) for e in rows])
 
 
 def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
@@ -163,7 +160,7 @@ def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
             yield rows[int(index)]
 
 
-def rep_identity(rep: Representation) -> dict[str, Any]:
+def rep_record(rep: Representation) -> dict[str, Any]:
     """What a frozen representation is, for the run record: its name, kind, config and a digest of its weights
     (its creation time is not its identity: the same weights loaded again are the same run)."""
     digest = hashlib.sha256()
@@ -176,18 +173,22 @@ def rep_identity(rep: Representation) -> dict[str, Any]:
 def check_task_run(run: TaskRun) -> None:
     """Refuse what no training could fix, before any file is read: an unknown kind, an unknown source language
     (the registry's error lists the known ones), a template that is not a plain ``{text}`` one."""
-    if run.kind not in CONFIGS:
-        raise XLTError(f"kind must be one of {sorted(CONFIGS)}, got {run.kind!r}")
+    role_kind(run.kind, "task")
     get_language(run.source_language)
     check_template(run.template)
     if run.max_length < 2:  # the template's text and at least one token of the example
         raise XLTError(f"max_length must be >= 2, got {run.max_length}")
 
 
-def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
-    """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model."""
+def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | None = None) -> Path:
+    """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model.
+
+    ``task`` is the source of the examples, their format, the head, the prompt's init text and the dev score
+    that selects the checkpoint; without it, the run's files make a text-classification task.
+    """
     check_task_run(run)
-    data = ClassificationData.from_files(run.train_file, run.dev_file, run.labels, run.text_field, run.label_field)
+    task = run.file_task() if task is None else task
+    data = task.training_data(run.source_language)
     for warning in data.warnings:
         log(f"warning: {warning}")
     if run.language_rep is not None:
@@ -195,10 +196,9 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     out = Path(run.output_dir)
     name = run.name or f"{run.task}/{run.kind}"
     rep_dir = out / "rep"
-    language_fp = None
-    if run.language_rep is not None:
-        language_fp = rep_identity(model.rep(run.language_rep))
-    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict(), "language_rep": language_fp}):
+    language = rep_record(model.rep(run.language_rep)) if run.language_rep is not None else None
+    record = {**jsonable(run), **jsonable(task.record(run.source_language))}
+    if claim_output_dir(out, {"run": record, "base": model.fingerprint.to_dict(), "language_rep": language}):
         log(f"{name}: already trained in {out}, reusing it")
         if name not in model.reps:
             model.load_rep(rep_dir)
@@ -206,30 +206,27 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print) -> Path:
     if name in model.reps:
         model.remove(name)
     with discarded_on_failure(model, name):
-        rep = _add_task_rep(model, run, data.labels, name)
-        result = _fit(model, run, data, name, rep, out, log)
+        rep = _add_task_rep(model, run, task, name)
+        result = _fit(model, run, TaskFormat(model, task, data.labels, run.max_length), data, name, rep, out, log)
         result.warnings = [*data.warnings, *result.warnings]
         finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
     return rep_dir
 
 
-def _add_task_rep(model: XLTModel, run: TaskRun, labels: list[str], name: str) -> Representation:
-    head = None
-    if model.host.supports_heads:
-        head = HeadConfig("sequence", num_labels=len(labels), labels=labels, pooling=run.pooling)
+def _add_task_rep(model: XLTModel, run: TaskRun, task: Task, name: str) -> Representation:
+    head = task.head(run.source_language) if model.host.supports_heads else None
     options = dict(run.rep)
     if run.kind == "probe" and head is None:
         raise XLTError(f"{model.host.name} models take no head, so there is no probe to train (use another kind)")
     if run.kind == "prompt" and "init_text" not in options and options.get("init", "text") == "text":
-        default = f"Classify the {run.task} of the text in {{language}}:"
-        options["init_text"] = TASK_INIT_TEXTS.get(run.task, default)  # the paper's text for its four tasks
+        options["init_text"] = task.prompt_init_text()
     # The head (the rep body has its own config seed) is initialised from the run's seed, not from whatever the
     # global RNG holds; a prompt's init text names the source language.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.train.seed)
         return model.add_task(
             run.task,
-            CONFIGS[run.kind].from_dict(options),
+            role_kind(run.kind, "task").config_cls.from_dict(options),
             head=head,
             name=name,
             language_name=get_language(run.source_language).name,
@@ -237,18 +234,26 @@ def _add_task_rep(model: XLTModel, run: TaskRun, labels: list[str], name: str) -
 
 
 def _fit(
-    model: XLTModel, run: TaskRun, data: ClassificationData, name: str, rep: Representation, out: Path, log: Any
+    model: XLTModel,
+    run: TaskRun,
+    fmt: TaskFormat,
+    data: ClassificationData,
+    name: str,
+    rep: Representation,
+    out: Path,
+    log: Any,
 ) -> TrainResult:
-    from xlt.training.data import micro_batches
-
     plan = Plan.of(language=run.language_rep, task=name)
-    fmt = TaskFormat(model, data.labels, run.template, run.max_length)
+    metric = fmt.task.metric
+    micro = run.train.batch_size // run.train.gradient_accumulation
 
     def loss_fn(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
         return out.loss, int(batch["attention_mask"].sum())
 
-    micro = run.train.batch_size // run.train.gradient_accumulation
+    def evaluate() -> dict[str, float]:
+        return {metric: dev_score(fmt, data.dev, plan, max(micro, 8))[metric]}
+
     batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
     trainable: dict[str, nn.Module] = {name: rep}
     return train(
@@ -258,8 +263,8 @@ def _fit(
         kind=run.kind,
         loss_fn=loss_fn,
         batches=batches,
-        evaluate=lambda: accuracy(fmt, data.dev, plan, max(micro, 8)),
+        evaluate=evaluate,
         output_dir=out,
-        metric="accuracy",
+        metric=metric,
         log=log,
     )
