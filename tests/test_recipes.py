@@ -211,3 +211,74 @@ def test_a_new_task_type_trains_and_is_scored_in_a_matrix(pairs_type, arch, tmp_
     assert len(result) == 6 and all(r["status"] == "ok" for r in result), result
     assert all(r["examples"] == 12 and 0 <= r["metrics"]["accuracy"] <= 1 for r in result)
     assert any(" || " in text for text in seen)  # the task, not a loader of its own, formatted every input
+
+
+# ---- recipe 3: a family -----------------------------------------------------------------------------------
+# The family's module: a host that says where representations enter the model, registered for its model types.
+# ELECTRA's blocks are laid out as BERT's, so its host inherits the encoder's and names its model type.
+
+
+def electra_host() -> type:
+    from xlt.hosts import EncoderHost
+
+    class ElectraHost(EncoderHost):
+        name: ClassVar[str] = "electra"
+        model_types: ClassVar[tuple[str, ...]] = ("electra",)
+
+    return ElectraHost
+
+
+@pytest.fixture
+def electra() -> Iterator[type]:
+    from xlt.hosts import register_host, unregister_host
+
+    host = register_host(electra_host())
+    yield host
+    unregister_host(host)
+
+
+def tiny_electra() -> nn.Module:
+    from transformers import ElectraConfig, ElectraModel
+
+    torch.manual_seed(0)
+    config = ElectraConfig(
+        vocab_size=len(th.tokenizer()),
+        embedding_size=16,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    return ElectraModel(config)
+
+
+def test_a_model_type_without_a_host_is_refused_with_the_supported_ones():
+    from xlt import XLTModel
+    from xlt.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="model_type 'electra' has no xlt host"):
+        XLTModel(tiny_electra(), th.tokenizer())
+
+
+def test_a_new_family_hosts_every_kind_and_trains(electra, tmp_path):
+    from xlt import XLTModel
+    from xlt.hosts import register_host
+    from xlt.reps import BottleneckConfig, LoRAConfig, PromptConfig
+
+    model = XLTModel(tiny_electra(), th.tokenizer())
+    assert model.host.name == "electra"
+    model.add_language("sk", PromptConfig(num_virtual_tokens=2, init="vocab"))
+    model.add_language("de", BottleneckConfig())
+    model.add_language("sw", LoRAConfig())
+    ids = torch.tensor([[5, 6, 7]])
+    plain = model(ids, torch.ones_like(ids)).hidden_states
+    for language in ("sk/prompt", "de/bottleneck", "sw/lora"):
+        assert model(ids, torch.ones_like(ids), plan=(language,)).hidden_states.shape[-1] == plain.shape[-1]
+    train_file, dev_file = th.task_files(tmp_path, train=40, dev=8)
+    run = TaskRun("t", "bottleneck", train_file, dev_file, tmp_path / "task", language_rep="sk/prompt")
+    run.train = th.quick(steps=4, batch_size=4)
+    train_task(model, run, log=SILENT)
+    assert model.rep("t/bottleneck").head is not None
+    with pytest.raises(Exception, match="already have a host"):
+        register_host(electra_host())

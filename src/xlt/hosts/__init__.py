@@ -13,6 +13,20 @@ from xlt.hosts.encoder_decoder import EncoderDecoderHost
 HOSTS: list[type[Host]] = [EncoderDecoderHost, EncoderHost, GPT2Host, LlamaHost]
 
 
+def register_host(host: type[Host]) -> type[Host]:
+    """Make ``host`` the host of its ``model_types`` (a new family is one host module and this call)."""
+    taken = sorted(set(host.model_types) & set(supported_model_types()))
+    if taken:
+        raise UnsupportedError(f"model type(s) {taken} already have a host; give {host.__name__} other model_types")
+    HOSTS.append(host)
+    return host
+
+
+def unregister_host(host: type[Host]) -> None:
+    """Remove a host registered with ``register_host`` (a plugin's or a test's)."""
+    HOSTS.remove(host)
+
+
 def supported_model_types() -> list[str]:
     return sorted(t for host in HOSTS for t in host.model_types)
 
@@ -48,5 +62,7 @@ __all__ = [
     "LinearTarget",
     "host_class",
     "host_for",
+    "register_host",
     "supported_model_types",
+    "unregister_host",
 ]
