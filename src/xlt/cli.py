@@ -175,7 +175,7 @@ class FunctionVerb:
         return " ".join(doc.split("\n\n")[0].split())
 
     def parser(self, argv: list[str] | None) -> ArgumentParser:
-        parser = ArgumentParser(description=self.summary)
+        parser = ArgumentParser(description=self.summary, exit_on_error=False)
         if signature(self.function).parameters:
             parser.add_argument("--config", action=ActionConfigFile, help="Path to a configuration file.")
             parser.add_function_arguments(

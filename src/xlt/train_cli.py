@@ -49,7 +49,7 @@ class RunVerb:
     def parser(self, argv: list[str] | None) -> ArgumentParser:
         """The verb's options, with the defaults of the preset ``argv`` asks for; without ``argv`` (another verb
         is being run) its summary alone, since declaring the options imports the training modules."""
-        parser = ArgumentParser(description=self.summary)
+        parser = ArgumentParser(description=self.summary, exit_on_error=False)
         if argv is None:
             return parser
         run_class = self.training().run_class
