@@ -8,10 +8,11 @@ from torch.optim import AdamW
 from transformers.optimization import Adafactor
 
 from xlt.reps.prompt import LANGUAGE_INIT_TEXT
+from xlt.tasks import PAPER_INIT_TEXTS as TASK_INIT_TEXTS
 from xlt.train_cli import parser_for
 from xlt.training.objectives import span_corruption_lengths
 from xlt.training.optim import build_optimizer, linear_schedule
-from xlt.training.presets import TASK_INIT_TEXTS, preset
+from xlt.training.presets import preset
 
 
 @pytest.mark.parametrize(("role", "steps"), [("language", 100_000), ("task", 50_000)])

@@ -18,7 +18,7 @@ from typing import Protocol
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, Namespace
 
 from xlt.errors import XLTError
-from xlt.train_cli import TRAIN_LANGUAGE, TRAIN_LM_HEAD, TRAIN_TASK
+from xlt.train_cli import TRAIN_VERBS
 
 
 def demo(languages: str = "default", output_dir: Path = Path("xlt-demo"), threads: int | None = None) -> None:
@@ -196,9 +196,7 @@ VERBS: dict[str, Verb] = {
     "inspect": FunctionVerb(inspect),
     "languages": FunctionVerb(languages),
     "info": FunctionVerb(info),
-    "train-language": TRAIN_LANGUAGE,
-    "train-task": TRAIN_TASK,
-    "train-lm-head": TRAIN_LM_HEAD,
+    **TRAIN_VERBS,
 }
 
 

@@ -108,13 +108,16 @@ TRAIN_LANGUAGE = RunVerb("Train a language representation with a language-modell
 TRAIN_TASK = RunVerb("Train a task representation in a source language.", "task", _task)
 # The LM head is trained on language-modelling text like a language representation: the language preset's values.
 TRAIN_LM_HEAD = RunVerb("Train the shared masked-LM head of an encoder that ships none (e5).", "language", _lm_head)
+TRAIN_VERBS: dict[str, RunVerb] = {
+    "train-language": TRAIN_LANGUAGE,
+    "train-task": TRAIN_TASK,
+    "train-lm-head": TRAIN_LM_HEAD,
+}
 
 
 def parser_for(verb: str, argv: list[str]) -> ArgumentParser:
     """The parser of a ``train-*`` verb alone, as ``xlt VERB ARGV`` parses ARGV (with the preset's defaults)."""
-    from xlt.cli import VERBS
-
-    parser = VERBS[verb].parser(argv)
+    parser = TRAIN_VERBS[verb].parser(argv)
     parser.prog = f"xlt {verb}"
     return parser
 

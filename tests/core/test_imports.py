@@ -84,3 +84,44 @@ def test_formats_below_the_model_import_no_model():
     """XLTModel saves and loads through the native format, so it and what it uses stay below the model."""
     for module in ("xlt.formats.native", "xlt.formats.tensors", "xlt.formats.atomic"):
         assert "xlt.model" not in imports(module, type_checking=True), module
+
+
+# The layers, lowest first, as the README's architecture section states them: a module imports only modules of
+# its own layer or below (imports under TYPE_CHECKING, which never run, may name a higher layer for a hint).
+LAYERS: list[tuple[str, ...]] = [
+    ("xlt.errors", "xlt.version", "xlt.digest", "xlt.records", "xlt.batching", "xlt.assembly", "xlt.e5_tokenizer"),
+    ("xlt.paths", "xlt.plan", "xlt.fingerprint", "xlt.languages"),
+    ("xlt.reps",),
+    ("xlt.routing", "xlt.tasks"),
+    ("xlt.hosts",),
+    ("xlt.runtime",),
+    ("xlt.formats.atomic", "xlt.formats.tensors", "xlt.formats.native", "xlt.formats.foreign"),
+    ("xlt.model",),
+    ("xlt.formats",),
+    ("xlt.e5", "xlt.loading", "xlt.tour"),
+    ("xlt.training",),
+    ("xlt.matrix",),
+    ("xlt.demo", "xlt.train_cli", "xlt.cli", "xlt"),
+]
+
+
+def layer(module: str) -> int:
+    """The layer of ``module``: that of the longest prefix named in LAYERS."""
+    best, found = -1, -1
+    for number, names in enumerate(LAYERS):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > best:
+                best, found = len(name), number
+    assert found >= 0, f"{module} is in no layer: add it to LAYERS (and to the README's architecture section)"
+    return found
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = sorted(
+        f"{module} -> {target}"
+        for module in MODULES
+        if module != "xlt"
+        for target in imports(module)
+        if layer(target) > layer(module)
+    )
+    assert upward == [], upward

@@ -19,7 +19,7 @@ from xlt.languages import PAPER_LANGUAGES, get_language
 from xlt.matrix.configurations import PAPER_NAMES
 from xlt.paths import check_name, short
 from xlt.records import jsonable
-from xlt.reps.registry import RoleName, get_kind, kinds
+from xlt.reps.registry import PRESETS, RoleName, get_kind, kinds
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm import ObjectiveConfig
 from xlt.training.loop import TrainConfig
@@ -332,8 +332,9 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _preset_defaults(name: str) -> dict[str, Any]:
     """The training sections' values under ``preset``, which the config's own values then override."""
-    if name not in ("fast", "paper"):
-        raise ConfigError(f"preset: {short(name)} is not allowed (allowed: 'fast', 'paper')")
+    if name not in PRESETS:  # the config's own wording for a value outside a key's choices
+        allowed = ", ".join(repr(p) for p in sorted(PRESETS))
+        raise ConfigError(f"preset: {short(name)} is not allowed (allowed: {allowed})")
     language, task = preset(name, "language"), preset(name, "task")  # type: ignore[arg-type]
     return {
         "language_training": {

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 Builder = Callable[[RepConfig, "BuildContext"], RepBody]
 RoleName = Literal["language", "task"]
 Preset = Literal["fast", "paper"]
-PRESETS: tuple[Preset, ...] = ("fast", "paper")
+PRESETS: tuple[Preset, ...] = ("paper", "fast")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ _ALIASES: dict[str, str] = {}
 
 
 def check_preset(name: str) -> str:
-    """The one check of a preset name (optimiser defaults and training presets share the names)."""
+    """The one check of a preset name: training presets (``xlt/presets/NAME.yaml``) and kinds' optimiser
+    defaults share the names."""
     if name not in PRESETS:
         raise XLTError(f"unknown preset {name!r} (use {' or '.join(repr(p) for p in PRESETS)})")
     return name

@@ -10,28 +10,17 @@ from typing import Any, Literal
 
 import yaml
 
-from xlt.errors import XLTError
-from xlt.reps.prompt import LANGUAGE_INIT_TEXT
+from xlt.reps.registry import PRESETS, check_preset
 
 Preset = Literal["paper", "fast"]
 Role = Literal["language", "task"]
 
-PRESET_NAMES: tuple[Preset, ...] = ("paper", "fast")
-
-# The paper's init texts for task prompts ({language}: the source language's English name).
-TASK_INIT_TEXTS: dict[str, str] = {
-    "qa": "Answer the question in {language} language:",
-    "ner": "Identify ner tags (ORG, PER, LOC) in the text in {language}:",
-    "nli": ('Select "Yes", "No" or "Maybe" based on the implication of the premise on the hypothesis in {language}:'),
-    "checkworthiness": "Determine whether a given claim in {language} is checkworthy:",
-}
+PRESET_NAMES: tuple[Preset, ...] = PRESETS
 
 
 def preset_file(name: str) -> Traversable:
-    """The shipped YAML file of a preset: the one place a preset name is checked."""
-    if name not in PRESET_NAMES:
-        raise XLTError(f"unknown preset {name!r} (use {' or '.join(repr(n) for n in PRESET_NAMES)})")
-    return files("xlt").joinpath("presets", f"{name}.yaml")
+    """The shipped YAML file of a preset (its name checked by ``check_preset``)."""
+    return files("xlt").joinpath("presets", f"{check_preset(name)}.yaml")
 
 
 def load_preset(name: str) -> dict[str, dict[str, Any]]:
@@ -51,4 +40,4 @@ def preset(name: Preset, role: Role) -> dict[str, Any]:
     return {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
 
 
-__all__ = ["LANGUAGE_INIT_TEXT", "PRESET_NAMES", "TASK_INIT_TEXTS", "load_preset", "preset", "preset_file"]
+__all__ = ["PRESET_NAMES", "load_preset", "preset", "preset_file"]
