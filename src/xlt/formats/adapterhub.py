@@ -45,7 +45,7 @@ from xlt.formats.foreign import (
     read_json,
     rep_identity,
 )
-from xlt.formats.tensors import key_mismatch, shape_mismatch
+from xlt.formats.tensors import check_shapes, key_mismatch
 from xlt.reps.base import RepBody, RepInfo, Representation, Role
 from xlt.reps.bottleneck import BottleneckConfig
 from xlt.reps.context import BuildContext
@@ -330,12 +330,7 @@ def _body(
             f"{weights} lacks {len(missing)} tensor(s) its config implies, e.g. {missing[0]} "
             "(saved with leave_out, or incomplete)"
         )
-    key = shape_mismatch(state, expected)
-    if key is not None:
-        raise FormatError(
-            f"{weights}: {key} has shape {tuple(state[key].shape)}, expected "
-            f"{tuple(expected[key].shape)} from the config; the files do not match"
-        )
+    check_shapes(weights, state, expected, "from the config; the files do not match")
     with torch.no_grad():
         body.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
     return body

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from xlt.errors import FormatError
 from xlt.formats.atomic import atomic_directory
-from xlt.formats.tensors import check_safetensors, key_mismatch, read_safetensors, shape_mismatch
+from xlt.formats.tensors import check_safetensors, check_shapes, key_mismatch, read_safetensors
 from xlt.reps.base import RepConfig, RepInfo, Representation, check_name
 from xlt.reps.context import BuildContext
 from xlt.reps.heads import Head, HeadConfig
@@ -157,11 +157,6 @@ def _load_weights(rep: Representation, weights: Path) -> None:
             f"{weights} does not fit a {rep.kind} rep on this model (missing {missing[:3]}, unexpected "
             f"{unexpected[:3]}); it was saved from another model or kind"
         )
-    key = shape_mismatch(state, expected)
-    if key is not None:
-        raise FormatError(
-            f"{weights}: tensor {key} has shape {tuple(state[key].shape)}, expected "
-            f"{tuple(expected[key].shape)} on this model"
-        )
+    check_shapes(weights, state, expected, "on this model")
     with torch.no_grad():
         rep.load_state_dict(state)

@@ -82,6 +82,14 @@ def key_mismatch(
     return sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
 
 
-def shape_mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str | None:
-    """The first tensor of ``state`` shaped unlike ``expected``'s tensor of that name (None: all fit)."""
-    return next((key for key, value in state.items() if value.shape != expected[key].shape), None)
+def check_shapes(
+    weights: Path, state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], against: str
+) -> None:
+    """Refuse the first tensor of ``state`` shaped unlike ``expected``'s tensor of that name; ``against`` says
+    where the expected shapes come from (e.g. "on this model")."""
+    key = next((key for key, value in state.items() if value.shape != expected[key].shape), None)
+    if key is not None:
+        raise FormatError(
+            f"{weights}: tensor {key} has shape {tuple(state[key].shape)}, expected {tuple(expected[key].shape)} "
+            f"{against}"
+        )
