@@ -85,10 +85,10 @@ from xlt.model import head_loss
 from xlt.tasks import TextClassificationTask
 from xlt.tasks.data import Example
 from xlt.training.corpora import pack
-from xlt.training.lm import ObjectiveConfig, lm_objective
+from xlt.training.lm_batches import CausalLM, SpanCorruption
 from xlt.training.lm_head import MaskedLMHead
+from xlt.training.lm_objective import ObjectiveConfig, lm_objective
 from xlt.training.loop import TrainingModule
-from xlt.training.objectives import CausalLM, SpanCorruption
 from xlt.training.optim import build_optimizer
 from xlt.training.task import TaskFormat
 

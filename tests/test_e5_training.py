@@ -16,8 +16,8 @@ from xlt.plan import Plan
 from xlt.training.corpora import CorpusConfig
 from xlt.training.data import SegmentSource, fixed_batches
 from xlt.training.language import LanguageRun, LMHeadRun, train_language, train_lm_head
-from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
+from xlt.training.lm_objective import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.loop import TrainConfig, TrainingModule
 
 pytestmark = [pytest.mark.e5, pytest.mark.slow]

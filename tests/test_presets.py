@@ -10,7 +10,7 @@ from transformers.optimization import Adafactor
 from xlt.reps.prompt import LANGUAGE_INIT_TEXT
 from xlt.tasks import PAPER_INIT_TEXTS as TASK_INIT_TEXTS
 from xlt.train_cli import parser_for
-from xlt.training.objectives import span_corruption_lengths
+from xlt.training.lm_batches import span_corruption_lengths
 from xlt.training.optim import build_optimizer, linear_schedule
 from xlt.training.presets import preset
 

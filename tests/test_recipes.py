@@ -29,7 +29,7 @@ from xlt.tasks.data import Example
 from xlt.tasks.registry import TASK_TYPES
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.task import TaskRun, train_task
 
 SILENT = lambda _: None  # noqa: E731

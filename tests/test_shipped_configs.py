@@ -12,7 +12,7 @@ from xlt.matrix import load_config
 from xlt.matrix.config import read_yaml
 from xlt.reps.prompt import PromptConfig
 from xlt.train_cli import parser_for
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import PRESET_NAMES, load_preset, preset, preset_file
 

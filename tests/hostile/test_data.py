@@ -27,7 +27,7 @@ from xlt.tasks import TaskDataError, build_task, load_examples, unseen_labels  #
 from xlt.tasks.data import ClassificationData  # noqa: E402
 from xlt.training.corpora import CorpusConfig, CorpusError, documents  # noqa: E402
 from xlt.training.language import LanguageRun, train_language  # noqa: E402
-from xlt.training.lm import ObjectiveConfig  # noqa: E402
+from xlt.training.lm_objective import ObjectiveConfig  # noqa: E402
 from xlt.training.loop import TrainConfig  # noqa: E402
 from xlt.training.task import TaskRun, train_task  # noqa: E402
 

@@ -361,7 +361,7 @@ def train_into(trainer: tuple[XLTModel, Path]) -> Callable[[Path], Any]:
 
     from xlt.training.corpora import CorpusConfig
     from xlt.training.language import LanguageRun, train_language
-    from xlt.training.lm import ObjectiveConfig
+    from xlt.training.lm_objective import ObjectiveConfig
 
     xlt_model, corpus = trainer
 

@@ -14,7 +14,7 @@ import xlt.training.task as task_module
 from xlt import PromptConfig
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import train
 from xlt.training.task import TaskRun, train_task
 
@@ -96,7 +96,7 @@ def loop_setup(tmp_path, scores):
     from xlt.plan import Plan
     from xlt.reps import BottleneckConfig
     from xlt.training.data import micro_batches
-    from xlt.training.objectives import CausalLM
+    from xlt.training.lm_batches import CausalLM
 
     model = th.model("gpt2")
     rep = model.add_language("sk", BottleneckConfig())

@@ -21,8 +21,8 @@ from xlt.training.checkpoint import (
     save_state,
 )
 from xlt.training.data import micro_batches
+from xlt.training.lm_batches import CausalLM
 from xlt.training.loop import train
-from xlt.training.objectives import CausalLM
 from xlt.training.optim import build_optimizer, linear_schedule
 
 

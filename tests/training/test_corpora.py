@@ -15,7 +15,7 @@ import training_helpers as th
 from tiny_models import WORDS
 from xlt.training.corpora import CorpusConfig, CorpusError, check_corpus, documents, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
-from xlt.training.objectives import CausalLM
+from xlt.training.lm_batches import CausalLM
 
 
 def texts(n: int, prefix: str = "doc") -> list[str]:

@@ -17,7 +17,7 @@ from xlt.tasks import TextClassificationTask
 from xlt.tasks.data import ClassificationData
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.task import TaskFormat, TaskRun, train_task
 
 KINDS = ["prompt", "bottleneck", "lora"]

@@ -7,7 +7,7 @@ import training_helpers as th
 
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 
 
 def test_tensorboard_scalars_progress_bar_and_log_lines(tmp_path, capsys):

@@ -10,8 +10,7 @@ import training_helpers as th
 
 from xlt.errors import XLTError
 from xlt.plan import Plan
-from xlt.training.lm import ObjectiveConfig, lm_objective
-from xlt.training.objectives import (
+from xlt.training.lm_batches import (
     CausalLM,
     MaskedLM,
     SpanCorruption,
@@ -19,6 +18,7 @@ from xlt.training.objectives import (
     random_spans_noise_mask,
     span_corruption_lengths,
 )
+from xlt.training.lm_objective import ObjectiveConfig, lm_objective
 
 
 def t5_reference_lengths(inputs_length: int, noise_density: float, mean_span: float) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from xlt.errors import XLTError
 from xlt.formats.atomic import OWNER_MARK
 from xlt.training.corpora import CorpusConfig, CorpusError
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.run import claim_output_dir
 from xlt.training.task import TaskRun, train_task
 

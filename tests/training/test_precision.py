@@ -13,7 +13,7 @@ import xlt.training.language as language_module
 from xlt.errors import XLTError
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where Accelerate trains

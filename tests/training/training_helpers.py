@@ -116,7 +116,7 @@ def language_run(spec: dict[str, Any]) -> tuple[XLTModel, Any]:
     checkpoint_every, eval_every, lr, rep (options), base_dropout (set on the base's dropout layers)."""
     from xlt.training.corpora import CorpusConfig
     from xlt.training.language import LanguageRun
-    from xlt.training.lm import ObjectiveConfig
+    from xlt.training.lm_objective import ObjectiveConfig
 
     xlt_model = model(spec["arch"])
     if spec.get("base_dropout"):

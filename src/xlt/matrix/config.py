@@ -21,7 +21,7 @@ from xlt.paths import check_name, short
 from xlt.records import jsonable
 from xlt.reps.registry import PRESETS, RoleName, get_kind, kinds
 from xlt.training.corpora import CorpusConfig
-from xlt.training.lm import ObjectiveConfig
+from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import preset
 

@@ -17,8 +17,8 @@ from xlt.plan import Plan
 from xlt.reps.registry import role_kind
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
-from xlt.training.lm import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.lm_head import MaskedLMHead
+from xlt.training.lm_objective import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
 from xlt.training.run import claim_output_dir, finish
 

@@ -1,4 +1,4 @@
-"""Language-modelling objectives per architecture family, as batch builders over token-id sequences.
+"""Language-modelling batches: token-id segments made into the inputs and labels of each objective.
 
 - encoder-decoder: T5 span corruption (Raffel et al. 2020), inputs and targets derived so that inputs fill
   the requested length (the paper's 256 in / 58 out with noise density 0.15 and mean span 3);

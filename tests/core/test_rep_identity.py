@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from xlt import Fingerprint, FingerprintError, Role, __version__
-from xlt.formats.tensors import key_mismatch, shape_mismatch
+from xlt.errors import FormatError
+from xlt.formats.tensors import check_shapes, key_mismatch
 from xlt.reps.identity import check_fits, default_name, provenance
 from xlt.version import __version__ as leaf_version
 
@@ -42,5 +45,6 @@ def test_check_fits():
 def test_state_mismatches():
     expected = {"a": torch.zeros(2), "b": torch.zeros(3)}
     assert key_mismatch({"a": torch.zeros(2), "c": torch.zeros(1)}, expected) == (["b"], ["c"])
-    assert shape_mismatch({"a": torch.zeros(2), "b": torch.zeros(3)}, expected) is None
-    assert shape_mismatch({"a": torch.zeros(2), "b": torch.zeros(4)}, expected) == "b"
+    check_shapes(Path("w"), {"a": torch.zeros(2), "b": torch.zeros(3)}, expected, "on this model")
+    with pytest.raises(FormatError, match=r"^w: tensor b has shape \(4,\), expected \(3,\) on this model$"):
+        check_shapes(Path("w"), {"a": torch.zeros(2), "b": torch.zeros(4)}, expected, "on this model")

@@ -1,4 +1,4 @@
-"""Language-modelling objective per family: how to cut segments, build batches, and take the loss."""
+"""The language-modelling objective a host declares (``host.lm_objective``): segments, batches and loss."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torch import nn
 from xlt.errors import XLTError
 from xlt.model import XLTModel
 from xlt.plan import Plan
+from xlt.training.lm_batches import CausalLM, MaskedLM, SpanCorruption
 from xlt.training.lm_head import MaskedLMHead
-from xlt.training.objectives import CausalLM, MaskedLM, SpanCorruption
 
 
 @dataclass
