@@ -1,4 +1,4 @@
-"""Invariant 6, files are data: a rep on disk is ``xlt_rep.json`` + ``rep.safetensors``; loading never
+"""Files are data: a rep on disk is ``xlt_rep.json`` + ``rep.safetensors``; loading never
 unpickles, refuses another base model, reports broken files as FormatError, and saving is atomic."""
 
 from __future__ import annotations

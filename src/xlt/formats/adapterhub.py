@@ -41,9 +41,9 @@ from xlt.formats.foreign import (
     FOREIGN_CONFIG_NAME,
     check_base_name,
     import_provenance,
+    imported_identity,
     load_tensors,
     read_json,
-    rep_identity,
 )
 from xlt.formats.tensors import check_shapes, key_mismatch
 from xlt.reps.base import RepBody, RepInfo, Representation, Role
@@ -284,7 +284,7 @@ def import_adapterhub(
     whose ``model_name`` names another model whose weights you know to be the same. A prediction head saved
     beside the adapter is refused unless ``ignore_head=True``.
     """
-    role, rep_name = rep_identity(role, language, task, name, "bottleneck")
+    role, rep_name = imported_identity(role, language, task, name, "bottleneck")
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     data = read_json(path)

@@ -69,7 +69,7 @@ def _load_pickled(pickled: Path, safe_name: str) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in state.items()}
 
 
-def rep_identity(
+def imported_identity(
     role: Role | str, language: str | None, task: str | None, name: str | None, kind: str
 ) -> tuple[Role, str]:
     """The role and the bank name an imported rep gets (``sk/prompt`` style, as :meth:`XLTModel.add`), checked
@@ -87,7 +87,7 @@ def import_provenance(source_format: str, path: Path, **details: Any) -> dict[st
 
 
 def check_base_name(model: XLTModel, recorded: str | None, path: Path, allow_other_base: bool) -> None:
-    """Invariant 6 for foreign files: refuse a file saved for another base model unless the caller vouches."""
+    """A foreign file names the base model it was saved for: refuse another base unless the caller vouches."""
     if not recorded or allow_other_base or recorded == model.fingerprint.name:
         return
     raise FormatError(

@@ -34,9 +34,9 @@ from xlt.formats.foreign import (
     FOREIGN_CONFIG_NAME,
     check_base_name,
     import_provenance,
+    imported_identity,
     load_tensors,
     read_json,
-    rep_identity,
 )
 from xlt.reps.base import RepInfo, Representation, Role
 from xlt.reps.prompt import PromptConfig, SoftPrompt
@@ -77,7 +77,7 @@ def import_peft_prompt(
     have exactly ``num_virtual_tokens`` rows. ``allow_other_base=True`` accepts a file whose
     ``base_model_name_or_path`` names another model whose weights you know to be the same.
     """
-    role, rep_name = rep_identity(role, language, task, name, "prompt")
+    role, rep_name = imported_identity(role, language, task, name, "prompt")
     directory = Path(directory)
     path = directory / FOREIGN_CONFIG_NAME
     config = read_json(path)
