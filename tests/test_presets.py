@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.optim import AdamW
@@ -100,3 +102,39 @@ def test_head_learning_rates():
     probe = build_optimizer([head], "probe", head_params=[head])  # the head is the whole representation
     assert isinstance(probe, AdamW) and [g["lr"] for g in probe.param_groups] == [1e-2]
     assert build_optimizer([head], "probe", lr=0.05, head_params=[head]).param_groups[0]["lr"] == 0.05
+
+
+RUN_ARGS = ["--language", "sk", "--kind", "prompt", "--corpus.files", "[a.txt]", "--output_dir", "out"]
+
+
+def test_a_preset_file_is_usable_with_config_and_preset(tmp_path):
+    from importlib.resources import files
+
+    shipped = str(files("xlt").joinpath("presets", "paper.yaml"))
+    named = ["--preset", "paper", *RUN_ARGS]
+    by_name = parser_for("train-language", named).parse_args(named)
+    for argv in (["--config", shipped, *RUN_ARGS], ["--preset", shipped, *RUN_ARGS]):
+        cfg = parser_for("train-language", argv).parse_args(argv)
+        assert cfg.train == by_name.train and cfg.objective == by_name.objective
+    edited = tmp_path / "mine.yaml"
+    edited.write_text(Path(shipped).read_text().replace("steps: 100000", "steps: 1234", 1))
+    argv = ["--config", str(edited), *RUN_ARGS, "--train.lr", "0.1"]
+    cfg = parser_for("train-language", argv).parse_args(argv)
+    assert cfg.train.steps == 1234 and cfg.train.defaults == "paper" and cfg.train.lr == 0.1
+    assert preset(str(edited), "task")["prompt"] == preset("paper", "task")["prompt"]
+
+
+def test_a_broken_preset_file_is_one_line(tmp_path, capsys):
+    from xlt.cli import main
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("language: {train: {steps: 3}}\ntask: {}\n")
+    for argv, message in (
+        (["--preset", str(broken)], "lacks a section"),
+        (["--preset", str(tmp_path / "missing.yaml")], "does not exist"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train-language", *argv, *RUN_ARGS])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith("xlt: error:") and message in err
+        assert err.count("\n") == 1

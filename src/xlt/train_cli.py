@@ -18,7 +18,7 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from xlt.paths import writing_under
-from xlt.training.presets import Role, preset
+from xlt.training.presets import Role, is_preset, preset
 
 DEFAULT_PRESET = "fast"
 
@@ -53,8 +53,12 @@ class RunVerb:
         if argv is None:
             return parser
         run_class = self.training().run_class
-        parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of any of the options below")
-        parser.add_argument("--preset", type=str, default=DEFAULT_PRESET, help="defaults to start from: fast or paper")
+        parser.add_argument(
+            "--config", action=_ConfigFile, help="a YAML file of any of the options below, or a preset file"
+        )
+        parser.add_argument(
+            "--preset", type=str, default=DEFAULT_PRESET, help="defaults to start from: fast, paper or a preset file"
+        )
         parser.add_argument(
             "--model",
             type=str,
@@ -130,8 +134,22 @@ class _PresetScan(argparse.Action):
     ) -> None:
         if self.dest == "config":
             data = _read_config(Path(value))
-            value = data.get("preset", namespace.preset) if isinstance(data, dict) else namespace.preset
+            if not is_preset(data):  # a preset file given to --config is that preset
+                value = data.get("preset", namespace.preset) if isinstance(data, dict) else namespace.preset
+        elif str(value).endswith((".yaml", ".yml")):
+            _read_config(Path(value))  # a preset file is read bounded and alias-safe like any config
         namespace.preset = value
+
+
+class _ConfigFile(ActionConfigFile):
+    """``--config FILE``: a file of the run's options, or a preset file (whose values are the parser's defaults
+    already, see ``preset_asked``: it then stands for ``--preset FILE``)."""
+
+    def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
+        if isinstance(values, str) and is_preset(_read_config(Path(values))):
+            cfg["preset"] = values
+            return
+        super().__call__(parser, cfg, values, option_string)
 
 
 def preset_asked(argv: list[str]) -> str:

@@ -6,21 +6,37 @@ from __future__ import annotations
 
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from xlt.errors import XLTError
 from xlt.reps.registry import PRESETS, check_preset
 
 Preset = Literal["paper", "fast"]
 Role = Literal["language", "task"]
+ROLES: tuple[Role, ...] = ("language", "task")
 
 PRESET_NAMES: tuple[Preset, ...] = PRESETS
 
 
-def preset_file(name: str) -> Traversable:
-    """The shipped YAML file of a preset (its name checked by ``check_preset``)."""
+def preset_file(name: str) -> Traversable | Path:
+    """The YAML file of a preset: a shipped one by name (checked by ``check_preset``), or, for a name ending in
+    .yaml or .yml, the user's own file of the same shape (a copy of a shipped one, edited)."""
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise XLTError(f"preset file {name} does not exist; give a preset name ('paper' or 'fast') or a file")
+        return path
     return files("xlt").joinpath("presets", f"{check_preset(name)}.yaml")
+
+
+def is_preset(data: Any) -> bool:
+    """Whether a YAML document is a preset (``language:`` and ``task:`` sections) rather than a run's options."""
+    return isinstance(data, dict) and bool(data) and set(data) <= set(ROLES) and all(
+        isinstance(section, dict) for section in data.values()
+    )
 
 
 def load_preset(name: str) -> dict[str, dict[str, Any]]:
@@ -36,8 +52,14 @@ def preset(name: Preset, role: Role) -> dict[str, Any]:
     defaults are the paper's already (``seq_bn``, reduction factor 16, ReLU).
     """
     sections = load_preset(name)
-    chosen = sections[role]
-    return {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
+    try:
+        chosen = sections[role]
+        return {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
+    except (KeyError, TypeError):
+        raise XLTError(
+            f"preset {name} lacks a section: a preset has language: (train:, objective:, prompt:) and task: "
+            "(train:, prompt:), as xlt/presets/fast.yaml"
+        ) from None
 
 
-__all__ = ["PRESET_NAMES", "load_preset", "preset", "preset_file"]
+__all__ = ["PRESET_NAMES", "is_preset", "load_preset", "preset", "preset_file"]
