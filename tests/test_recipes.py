@@ -282,3 +282,99 @@ def test_a_new_family_hosts_every_kind_and_trains(electra, tmp_path):
     assert model.rep("t/bottleneck").head is not None
     with pytest.raises(Exception, match="already have a host"):
         register_host(electra_host())
+
+
+def test_kind_registration_misuse_is_one_error():
+    for call, message in (
+        (lambda: register_kind("", ShiftConfig, lambda c, x: None), "non-empty string"),
+        (lambda: register_kind("x1", ShiftConfig, lambda c, x: None, options_key="train"), "taken by the training"),
+        (lambda: register_kind("x2", ShiftConfig, lambda c, x: None, options_key="prompt"), "taken by kind 'prompt'"),
+        (lambda: register_kind("x3", ShiftConfig, lambda c, x: None, optimizer=["fast"]), "must map a preset"),
+        (lambda: register_kind("x4", ShiftConfig, lambda c, x: None, optimizer={"fast": (1, 2)}), "OptimizerDefaults"),
+        (lambda: register_kind("x5", ShiftConfig, lambda c, x: None, optimizer={"turbo": None}), "unknown preset"),
+    ):
+        with pytest.raises(XLTError, match=message):
+            call()
+    from xlt.reps import get_kind
+
+    assert hash(get_kind("prompt"))  # a Kind stays hashable
+
+
+def test_an_unused_kind_with_required_options_leaves_configs_alone(tmp_path):
+    @dataclass
+    class NeedConfig(RepConfig):
+        kind: ClassVar[str] = "need"
+        size: int
+
+    register_kind("need", NeedConfig, lambda config, ctx: Shift(1, ctx.hidden_size, 0))
+    try:
+        spec = world(tmp_path, "gpt2", ["en", "sk"])
+        assert load_config(spec).task_training.options("need") == {}
+        spec["task_training"]["need"] = {"sise": 1}
+        with pytest.raises(XLTError, match=r"task_training\.need"):
+            load_config(spec)
+    finally:
+        unregister_kind("need")
+
+
+def test_a_task_type_on_the_base_contract_alone_trains(tmp_path):
+    """A Task subclass that implements only the abstract methods inherits training_data and record."""
+    import json
+
+    from xlt.reps.heads import HeadConfig
+    from xlt.tasks import Task
+
+    train_file, dev_file = th.task_files(tmp_path, train=40, dev=8)
+
+    class Minimal(Task):
+        name = "minimal"
+
+        def path(self, language, split):  # type: ignore[no-untyped-def]
+            return train_file if split == "train" else dev_file
+
+        def examples(self, language, split):  # type: ignore[no-untyped-def]
+            from xlt.tasks import load_examples
+
+            return load_examples(self.path(language, split))
+
+        def labels(self, source):  # type: ignore[no-untyped-def]
+            return ["w1", "w2"]
+
+        def head(self, source):  # type: ignore[no-untyped-def]
+            return HeadConfig("sequence", num_labels=2, labels=["w1", "w2"])
+
+        def parse(self, text, labels):  # type: ignore[no-untyped-def]
+            return text.strip() if text.strip() in labels else None
+
+        def score(self, predictions, references):  # type: ignore[no-untyped-def]
+            return {"accuracy": sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)}
+
+    run = TaskRun("minimal", "lora", None, None, tmp_path / "run", train=th.quick(steps=2, batch_size=4))
+    train_task(th.model("t5"), run, log=SILENT, task=Minimal())
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["config"]["run"]
+    assert recorded["train_file"] == str(train_file) and recorded["dev_file"] == str(dev_file)
+
+
+def test_a_job_that_cannot_reach_its_worker_is_that_jobs_error():
+    from concurrent.futures import Future
+
+    from xlt.matrix.jobs import Job, _outcome
+
+    future: Future = Future()
+    future.set_exception(AttributeError("Can't pickle local object 'f.<locals>.Mine'"))
+    outcome = _outcome(future, Job("t/en/ta/seed42", None))  # type: ignore[arg-type]
+    assert outcome.rep_dir is None and "must be picklable" in (outcome.error or "")
+
+
+def test_a_file_run_checks_its_labels_and_files(tmp_path, capsys):
+    from xlt.cli import main
+
+    train_file, dev_file = th.task_files(tmp_path, train=20, dev=4)
+    for labels in ("ab", 5):
+        run = TaskRun("t", "lora", train_file, dev_file, tmp_path / "o", labels=labels)  # type: ignore[arg-type]
+        with pytest.raises(XLTError, match="labels must be a list"):
+            train_task(th.model("t5"), run, log=SILENT)
+    with pytest.raises(SystemExit):
+        main(["train-task", "--task", "t", "--kind", "lora", "--dev_file", str(dev_file), "--output_dir", "o"])
+    expected = "xlt: error: train-task needs --train_file (the labelled training and dev files)\n"
+    assert capsys.readouterr().err == expected

@@ -93,9 +93,9 @@ def _language() -> Training:
 
 
 def _task() -> Training:
-    from xlt.training.task import TaskRun, check_task_run, train_task
+    from xlt.training.task import TaskRun, check_file_task_run, train_task
 
-    return Training(TaskRun, check_task_run, train_task)
+    return Training(TaskRun, check_file_task_run, train_task)
 
 
 def _lm_head() -> Training:

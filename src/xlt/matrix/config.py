@@ -19,7 +19,7 @@ from xlt.languages import PAPER_LANGUAGES, get_language
 from xlt.matrix.configurations import PAPER_NAMES
 from xlt.paths import check_name, short
 from xlt.records import jsonable
-from xlt.reps.registry import PRESETS, RoleName, get_kind, kinds
+from xlt.reps.registry import PRESETS, RoleName, get_kind, registered
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
@@ -41,7 +41,7 @@ class RepTraining:
 
     @classmethod
     def option_keys(cls) -> list[str]:
-        return [key for name in kinds(cls.ROLE) if (key := get_kind(name).options_key)]
+        return [kind.options_key for kind in registered(cls.ROLE) if kind.options_key]
 
     @classmethod
     def gather(cls, data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -60,6 +60,13 @@ class RepTraining:
         """The options the config gives ``kind`` (none for a kind that takes none)."""
         key = get_kind(kind).options_key
         return dict(self.kind_options.get(key, {})) if key else {}
+
+    def written(self, data: dict[str, Any]) -> dict[str, Any]:
+        """This section's JSON ``data`` as a config writes it: ``train``, then each kind's options (every key,
+        empty ones too, in registration order), then the section's other keys."""
+        rest = {k: v for k, v in data.items() if k not in ("train", "kind_options")}
+        options = {key: data["kind_options"].get(key, {}) for key in self.option_keys()}
+        return {"train": data["train"], **options, **rest}
 
 
 @dataclass
@@ -240,14 +247,10 @@ def to_dict(value: Any) -> Any:
     data = jsonable(value)
     if isinstance(value, MatrixConfig):
         for section in ("language_training", "task_training"):
-            data[section] = _written(data[section])
+            data[section] = getattr(value, section).written(data[section])
     elif isinstance(value, RepTraining):
-        data = _written(data)
+        data = value.written(data)
     return data
-
-
-def _written(section: dict[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in section.items() if k != "kind_options"}, **section["kind_options"]}
 
 
 def _allowed(tp: Any) -> str:
@@ -455,9 +458,9 @@ def _check_rep_options(config: MatrixConfig) -> None:
     """Each kind's options are checked now, not after the LM head has been trained."""
     for section in ("language_training", "task_training"):
         training: RepTraining = getattr(config, section)
-        for kind in map(get_kind, kinds(training.ROLE)):
-            if kind.options_key is None:
-                continue
+        for kind in registered(training.ROLE):
+            if kind.options_key is None or not training.kind_options.get(kind.options_key):
+                continue  # no options given: a kind not used here must not fail every config
             try:
                 kind.config_cls.from_dict(training.options(kind.name))
             except XLTError as exc:

@@ -95,6 +95,19 @@ def _work(job: Job) -> Outcome:
     return run_job(_WORKER["model"], job, log)
 
 
+def _outcome(future: Any, job: Job) -> Outcome:
+    """A worker's outcome; a job that could not reach its worker (a task or rep that cannot be pickled, such as a
+    class defined inside a function) or whose worker died is that job's error, not the whole run's."""
+    try:
+        return future.result()
+    except Exception as exc:
+        why = (
+            f"{type(exc).__name__}: {exc} (a job in a worker process must be picklable: define task types and kinds "
+            "at module level, or run with workers: 1)"
+        )
+        return Outcome(job.name, None, why, 0.0)
+
+
 def run_jobs(
     jobs: Sequence[Job],
     *,
@@ -137,7 +150,7 @@ def run_jobs(
     with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=init) as pool:
         futures = {pool.submit(_work, job): job for job in jobs}
         for number, future in enumerate(as_completed(futures), 1):
-            outcome = future.result()
+            outcome = _outcome(future, futures[future])
             log(f"[{number}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
             outcomes.append(outcome)
     for outcome in outcomes:

@@ -1,11 +1,12 @@
-"""Representation kinds. Importing this package registers the built-in kinds."""
+"""Representation kinds. Importing this package registers the built-in kinds, in the order a matrix config's
+training sections list their options: prompt, bottleneck, lora, probe."""
 
+from xlt.reps.prompt import PromptConfig  # isort: skip
+from xlt.reps.bottleneck import BottleneckConfig  # isort: skip
+from xlt.reps.lora import LoRAConfig  # isort: skip
+from xlt.reps.probe import ProbeConfig  # isort: skip
 from xlt.reps.base import Entry, RepBody, RepConfig, RepInfo, Representation, Role
-from xlt.reps.bottleneck import BottleneckConfig
 from xlt.reps.heads import Head, HeadConfig
-from xlt.reps.lora import LoRAConfig
-from xlt.reps.probe import ProbeConfig
-from xlt.reps.prompt import PromptConfig
 from xlt.reps.registry import Kind, get_kind, kinds, register_kind
 
 __all__ = [

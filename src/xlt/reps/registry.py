@@ -56,7 +56,7 @@ class Kind:
     build: Builder
     aliases: tuple[str, ...] = ()
     roles: tuple[RoleName, ...] = ("language", "task")
-    optimizer: Mapping[str, OptimizerDefaults] = field(default_factory=dict)
+    optimizer: Mapping[str, OptimizerDefaults] = field(default_factory=dict, hash=False, compare=False)
     options_key: str | None = None
     for_loading: Callable[[RepConfig], RepConfig] | None = None
 
@@ -98,6 +98,8 @@ def register_kind(
     for_loading: Callable[[RepConfig], RepConfig] | None = None,
 ) -> Kind:
     """Register a kind (see ``Kind``); ``options_key`` defaults to the kind's name."""
+    if not isinstance(name, str) or not name:
+        raise XLTError(f"a kind's name must be a non-empty string, got {name!r}")
     if name in _KINDS:
         raise XLTError(f"kind '{name}' is already registered")
     taken = [alias for alias in aliases if alias in _ALIASES]
@@ -106,14 +108,41 @@ def register_kind(
     unknown = [role for role in roles if role not in ("language", "task")]
     if unknown or not roles:
         raise XLTError(f"kind '{name}': roles must be a non-empty subset of ('language', 'task'), got {roles!r}")
-    for preset in optimizer or {}:
-        check_preset(preset)
+    _check_optimizer(name, optimizer)
     key = name if options_key == "" else options_key
+    _check_options_key(name, key)
     kind = Kind(name, config_cls, build, tuple(aliases), tuple(roles), dict(optimizer or {}), key, for_loading)
     _KINDS[name] = kind
     for alias in (name, *aliases):
         _ALIASES[alias] = name
     return kind
+
+
+# Keys of a matrix config's training sections that are not kinds' options.
+SECTION_KEYS = ("train", "objective", "validation_segments", "max_length")
+
+
+def _check_optimizer(name: str, optimizer: object) -> None:
+    if optimizer is None:
+        return
+    if not isinstance(optimizer, Mapping):
+        raise XLTError(f"kind '{name}': optimizer must map a preset name to OptimizerDefaults, got {optimizer!r}")
+    for preset, defaults in optimizer.items():
+        check_preset(preset)
+        if not isinstance(defaults, OptimizerDefaults):
+            raise XLTError(f"kind '{name}': optimizer['{preset}'] must be an OptimizerDefaults, got {defaults!r}")
+
+
+def _check_options_key(name: str, key: str | None) -> None:
+    taken = {k.options_key: k.name for k in _KINDS.values() if k.options_key}
+    if key in SECTION_KEYS or key in taken:
+        owner = f"kind '{taken[key]}'" if key in taken else "the training section"
+        raise XLTError(f"kind '{name}': options_key '{key}' is taken by {owner}; choose another")
+
+
+def registered(role: RoleName | None = None) -> list[Kind]:
+    """The kinds serving ``role`` (all, if None) in the order they were registered."""
+    return [kind for kind in _KINDS.values() if role is None or kind.serves(role)]
 
 
 def unregister_kind(name: str) -> None:

@@ -59,14 +59,26 @@ class Task(ABC):
     def labels(self, source: str) -> list[str]:
         """The label set, as the task representation trained in ``source`` knows it."""
 
-    @abstractmethod
     def training_data(self, source: str) -> ClassificationData:
         """The source language's train and dev examples with the labels, checked against each other (warnings
-        for what does not stop training)."""
+        for what does not stop training). By default: the train and dev examples under ``labels(source)``."""
+        train, dev = self.examples(source, "train"), self.examples(source, "dev")
+        files = (self.path(source, "train"), self.path(source, "dev"))
+        return ClassificationData.from_examples(self.labels(source), train, dev, files)
 
     def record(self, source: str) -> dict[str, Any]:
-        """What identifies this task's training data and format in a training run's record (``run.json``)."""
-        return {"template": self.template}
+        """What identifies this task's training data and format in a training run's record (``run.json``): its
+        files (compared by content), declared labels, template and the fields a file task reads."""
+        declared = getattr(self, "declared", None)
+        return {
+            "train_file": self.path(source, "train"),
+            "dev_file": self.path(source, "dev"),
+            "labels": None if declared is None else list(declared),
+            "template": self.template,
+            "text_field": getattr(self, "text_field", "text"),
+            "label_field": getattr(self, "label_field", "label"),
+            "pooling": getattr(self, "pooling", "mean"),
+        }
 
     # ---- how a family sees an example ------------------------------------------------------------------
     def doc_to_text(self, example: Example) -> str:

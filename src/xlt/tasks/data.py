@@ -164,8 +164,21 @@ class ClassificationData:
     ) -> ClassificationData:
         train_rows = load_examples(train, text_field, label_field)
         dev_rows = load_examples(dev, text_field, label_field)
+        return cls.from_examples(labels, train_rows, dev_rows, (train, dev))
+
+    @classmethod
+    def from_examples(
+        cls,
+        labels: list[str] | None,
+        train_rows: list[Example],
+        dev_rows: list[Example],
+        files: tuple[str | Path, str | Path],
+    ) -> ClassificationData:
+        """Train and dev examples checked against the labels (declared, or those of the training examples);
+        ``files`` name where they came from in the errors."""
+        train, dev = files
         declared = labels is not None
-        labels = _label_list(labels) if labels is not None else sorted({e.label for e in train_rows})
+        labels = label_list(labels) if labels is not None else sorted({e.label for e in train_rows})
         for name, path, rows in (("train", train, train_rows), ("dev", dev, dev_rows)):
             unknown = sorted({e.label for e in rows} - set(labels))
             if unknown:
@@ -182,7 +195,8 @@ class ClassificationData:
         return cls(list(labels), train_rows, dev_rows, _untrained(labels, train, train_rows, dev, dev_rows))
 
 
-def _label_list(labels: list[str]) -> list[str]:
+def label_list(labels: list[str]) -> list[str]:
+    """Declared labels as text (a YAML 0/1 is an int), each once; anything else is one error."""
     if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
         raise TaskDataError(f"labels must be a list of label names, got {short(labels)}")
     out = [str(label) for label in labels]  # rows' labels are read as text (a YAML 0/1 is an int)

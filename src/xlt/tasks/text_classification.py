@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import Split, Task, check_template
-from xlt.tasks.data import ClassificationData, Example, TaskDataError, load_examples
+from xlt.tasks.data import ClassificationData, Example, TaskDataError, label_list, load_examples
 from xlt.tasks.files import check_pattern, fill_language
 from xlt.tasks.metrics import classification_metrics
 
@@ -37,7 +37,7 @@ class TextClassificationTask(Task):
         self.name, self.template, self.init_text = name, _checked(name, template), init_text
         self.files = {"train": str(train), "dev": str(dev), "test": str(test)}
         self._check_files()
-        self.declared = [str(label) for label in labels] if labels is not None else None
+        self.declared = label_list(labels) if labels is not None else None
         self.text_field, self.label_field, self.pooling = text_field, label_field, pooling
         self._labels: dict[str, list[str]] = {}
 
@@ -65,17 +65,6 @@ class TextClassificationTask(Task):
         return ClassificationData.from_files(
             self.path(source, "train"), self.path(source, "dev"), self.declared, self.text_field, self.label_field
         )
-
-    def record(self, source: str) -> dict[str, Any]:
-        return {
-            "train_file": self.path(source, "train"),
-            "dev_file": self.path(source, "dev"),
-            "labels": None if self.declared is None else list(self.declared),
-            "template": self.template,
-            "text_field": self.text_field,
-            "label_field": self.label_field,
-            "pooling": self.pooling,
-        }
 
     def head(self, source: str) -> HeadConfig:
         labels = self.labels(source)

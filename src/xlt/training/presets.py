@@ -4,6 +4,7 @@ default, tuned for quick convergence on small budgets. Both are plain values: pr
 
 from __future__ import annotations
 
+from dataclasses import fields
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -54,12 +55,34 @@ def preset(name: Preset, role: Role) -> dict[str, Any]:
     sections = load_preset(name)
     try:
         chosen = sections[role]
-        return {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
+        values = {"train": chosen["train"], "objective": sections["language"]["objective"], "prompt": chosen["prompt"]}
     except (KeyError, TypeError):
         raise XLTError(
             f"preset {name} lacks a section: a preset has language: (train:, objective:, prompt:) and task: "
             "(train:, prompt:), as xlt/presets/fast.yaml"
         ) from None
+    _check_values(name, role, values)
+    return values
+
+
+def _check_values(name: str, role: str, values: dict[str, Any]) -> None:
+    """Each section builds the dataclass it configures, so an edited preset's typo is one error naming it."""
+    from xlt.reps.prompt import PromptConfig
+    from xlt.training.lm_objective import ObjectiveConfig
+    from xlt.training.loop import TrainConfig
+
+    for section, cls in (("train", TrainConfig), ("objective", ObjectiveConfig), ("prompt", PromptConfig)):
+        given = values[section]
+        where = f"preset {name}: {role}.{section}" if section != "objective" else f"preset {name}: language.objective"
+        if not isinstance(given, dict):
+            raise XLTError(f"{where} must be a mapping of {cls.__name__} fields, got {given!r}")
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:
+            raise XLTError(f"{where}: unknown key(s) {unknown} (see xlt/presets/fast.yaml)")
+        try:
+            cls(**given)
+        except (TypeError, ValueError, XLTError) as exc:
+            raise XLTError(f"{where}: {exc}") from None
 
 
 __all__ = ["PRESET_NAMES", "is_preset", "load_preset", "preset", "preset_file"]

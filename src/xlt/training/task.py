@@ -180,6 +180,14 @@ def check_task_run(run: TaskRun) -> None:
         raise XLTError(f"max_length must be >= 2, got {run.max_length}")
 
 
+def check_file_task_run(run: TaskRun) -> None:
+    """``check_task_run`` for a run that names its task's files (the command line's ``train-task``)."""
+    missing = [f"--{name}" for name in ("train_file", "dev_file") if getattr(run, name) is None]
+    if missing:
+        raise XLTError(f"train-task needs {' and '.join(missing)} (the labelled training and dev files)")
+    check_task_run(run)
+
+
 def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | None = None) -> Path:
     """Train (or resume, or reuse) ``{task}/{kind}``; the language rep (if any) must be in the model.
 
@@ -187,6 +195,8 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     that selects the checkpoint; without it, the run's files make a text-classification task.
     """
     check_task_run(run)
+    # A run of files records itself as it always has; a run given its task records the task's own fields.
+    record = jsonable(run) if task is None else {**jsonable(run), **jsonable(task.record(run.source_language))}
     task = run.file_task() if task is None else task
     data = task.training_data(run.source_language)
     for warning in data.warnings:
@@ -197,7 +207,6 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     name = run.name or f"{run.task}/{run.kind}"
     rep_dir = out / "rep"
     language = rep_record(model.rep(run.language_rep)) if run.language_rep is not None else None
-    record = {**jsonable(run), **jsonable(task.record(run.source_language))}
     if claim_output_dir(out, {"run": record, "base": model.fingerprint.to_dict(), "language_rep": language}):
         log(f"{name}: already trained in {out}, reusing it")
         if name not in model.reps:
