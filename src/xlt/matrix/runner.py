@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from xlt.errors import XLTError
 from xlt.formats.atomic import remove_tree
@@ -24,7 +21,8 @@ from xlt.loading import load_model
 from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
-from xlt.matrix.inputs import Changes, Input, compare, task_key
+from xlt.matrix.evaluation import Evaluation, TaskGroup
+from xlt.matrix.inputs import Changes, Input, compare
 from xlt.matrix.jobs import Job, run_jobs
 from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore, check_store_dir, key_of, read_rows
@@ -32,13 +30,11 @@ from xlt.model import XLTModel
 from xlt.paths import contained, inside, writing_under
 from xlt.reps.registry import get_kind
 from xlt.tasks.base import Task
-from xlt.tasks.data import Example
-from xlt.tasks.metrics import unseen_labels
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
 from xlt.training.run import RUN_FILE
-from xlt.training.task import TaskFormat, TaskRun, rep_record
+from xlt.training.task import TaskRun
 
 Log = Callable[[str], None]
 
@@ -56,16 +52,6 @@ class Cell:
         return (self.task, self.source, self.target, self.configuration, self.seed)
 
 
-@dataclass(frozen=True)
-class TaskGroup:
-    """The cells that share one task representation: one (task, source, configuration, seed), many targets."""
-
-    task: str
-    source: str
-    configuration: Configuration
-    seed: int
-
-
 def grid(config: MatrixConfig, configurations: list[Configuration]) -> list[Cell]:
     return [
         Cell(task, source, target, conf.name, seed)
@@ -77,7 +63,7 @@ def grid(config: MatrixConfig, configurations: list[Configuration]) -> list[Cell
     ]
 
 
-class Matrix:
+class Matrix(Evaluation):
     """One matrix run over ``config`` in ``config.output_dir``."""
 
     def __init__(self, config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> None:
@@ -335,120 +321,12 @@ class Matrix:
                 self.failed[outcome.name] = outcome.error
                 self.log(f"{outcome.name}: not built: {outcome.error}")
 
-    # evaluation --------------------------------------------------------------------------------------
-    def _evaluate(self, group: TaskGroup, targets: list[str]) -> list[dict[str, Any]]:
-        model, conf, task = self.model, group.configuration, self.tasks[group.task]
-        trains = conf.trains_task(model.host)
-        task_rep = conf.task_rep(group.task, group.source, group.seed) if trains else None
-        base = {"task": group.task, "source": group.source, "configuration": conf.name, "seed": group.seed}
-
-        def error(target: str, why: str) -> dict[str, Any]:
-            return {**base, "target": target, "status": "error", "error": why}
-
-        if task_rep is not None and (task_rep not in model.reps or task_rep in self.failed):
-            why = self.failed.get(task_rep, f"task representation {task_rep} was not built")
-            return [error(t, why) for t in targets]
-        rows: list[tuple[str, Example]] = []
-        errors, counts = [], {}
-        for target in targets:
-            language_rep = conf.language_rep(target)
-            if language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
-                errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
-                continue
-            try:
-                examples = task.examples(target, "test")
-            except XLTError as exc:
-                errors.append(error(target, f"no test data: {exc}"))
-                continue
-            counts[target] = len(examples)
-            rows.extend((target, e) for e in examples)
-        if not rows:
-            return errors
-        try:
-            labels = self._labels(task, group.source, task_rep)
-        except XLTError as exc:
-            return errors + [error(t, f"no labels: {exc}") for t in counts]
-        fmt = TaskFormat(model, task, labels, self.config.task_training.max_length)
-        start = time.perf_counter()
-        predictions = self._predict(fmt, conf, task_rep, rows)
-        seconds = time.perf_counter() - start
-        out = list(errors)
-        reps = {"task": self._identity(task_rep)}
-        train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
-        for target, count in counts.items():
-            mine = [(p, task.reference(e)) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
-            language_rep = conf.language_rep(target)
-            unseen = unseen_labels(labels, [gold for _, gold in mine])
-            if unseen.count:
-                self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
-            out.append(
-                {
-                    **base,
-                    "target": target,
-                    "status": "ok",
-                    "metrics": task.score([p for p, _ in mine], [r for _, r in mine]),
-                    "examples": count,
-                    "unseen_labels": unseen.to_dict(),
-                    "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
-                    "reps": {**reps, "language": self._identity(language_rep)},
-                    "model": model.fingerprint.name,
-                    "inputs": self._cell_inputs(group, target),
-                }
-            )
-        return out
-
-    def _cell_inputs(self, group: TaskGroup, target: str) -> dict[str, str]:
-        """The digests of the files a cell was computed from."""
-        keys = [task_key(group.task, "train", group.source), task_key(group.task, "dev", group.source)]
-        keys.append(task_key(group.task, "test", target))
-        if group.configuration.language is not None:
-            keys += [f"corpus:{group.source}", f"corpus:{target}"]
-        return {k: self.digests[k] for k in keys if k in self.digests}
-
     def _unload(self, group: TaskGroup) -> None:
         """A task representation is done once its targets are evaluated: the bank need not hold them all."""
         name = group.configuration.task_rep(group.task, group.source, group.seed)
         if name in self.model.reps:
             self.model.remove(name)
             self._hashes.pop(name, None)
-
-    def _labels(self, task: Task, source: str, task_rep: str | None) -> list[str]:
-        if task_rep is not None:
-            head = self.model.rep(task_rep).head
-            if head is not None and head.config.labels:
-                return list(head.config.labels)
-        return task.labels(source)
-
-    @torch.inference_mode()
-    def _predict(
-        self, fmt: TaskFormat, conf: Configuration, task_rep: str | None, rows: list[tuple[str, Example]]
-    ) -> list[str | None]:
-        """Rows of every target in shared batches, each row under its own target's plan; shortest first, so a
-        batch pads little."""
-        self.model.eval()
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][1].text))
-        predictions: list[str | None] = [None] * len(rows)
-        size = self.config.eval_batch_size
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
-            plans = [conf.plan(rows[i][0], task_rep) for i in chunk]
-            for i, p in zip(chunk, fmt.predict([rows[i][1] for i in chunk], plans=plans), strict=True):
-                predictions[i] = p
-        return predictions
-
-    def _identity(self, name: str | None) -> dict[str, str] | None:
-        if name is None:
-            return None
-        if name not in self._hashes:
-            self._hashes[name] = rep_record(self.model.rep(name))["weights"]
-        return {"name": name, "sha256": self._hashes[name]}
-
-    @staticmethod
-    def _seconds(run_dir: Path) -> float:
-        import json
-
-        result = run_dir / "result.json"
-        return float(json.loads(result.read_text()).get("seconds", 0.0)) if result.is_file() else 0.0
 
 
 def _resolved(config: MatrixConfig, spec: Any) -> Any:

@@ -22,8 +22,25 @@ class TaskDataError(XLTError):
 
 @dataclass(frozen=True)
 class Example:
+    """One example of any task. Every task fills ``text`` and ``label``; the other fields are its own:
+
+    - classification, check-worthiness: ``text`` and its ``label``;
+    - NLI: ``text`` the premise, ``pair`` the hypothesis, ``label`` one of entailment / neutral / contradiction;
+    - extractive QA: ``text`` the context, ``pair`` the question, ``answers`` every gold answer (``label`` is the
+      first), ``starts`` their character offsets in ``text`` (-1 where unknown);
+    - NER: ``tokens`` the words, ``tags`` their BIO tags (IOB2), ``text`` the words joined by spaces, ``label``
+      the gold spans as ``TYPE: text`` joined by ``$$`` (the paper's target);
+    - sequence to sequence: ``text`` the input, ``label`` the target.
+    """
+
     text: str
     label: str
+    pair: str | None = None
+    tokens: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    starts: tuple[int, ...] = ()
+    id: str = ""
 
 
 Record = tuple[int, dict[str, object]]  # (line number, the row's fields)

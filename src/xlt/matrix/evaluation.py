@@ -1,0 +1,156 @@
+"""A matrix's evaluation: every target of one task representation in shared routed batches (each row under its
+own target's plan), scored per cell with the task's metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xlt.errors import XLTError
+from xlt.matrix.config import MatrixConfig
+from xlt.matrix.configurations import Configuration
+from xlt.matrix.inputs import task_key
+from xlt.model import XLTModel
+from xlt.tasks.base import Task
+from xlt.tasks.data import Example
+from xlt.tasks.metrics import unseen_labels
+from xlt.training.task import TaskFormat, rep_record
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """The cells that share one task representation: one (task, source, configuration, seed), many targets."""
+
+    task: str
+    source: str
+    configuration: Configuration
+    seed: int
+
+
+class Evaluation:
+    """The evaluation half of a ``Matrix`` (which provides the attributes declared here)."""
+
+    config: MatrixConfig
+    tasks: dict[str, Task]
+    failed: dict[str, str]
+    digests: dict[str, str]
+    _hashes: dict[str, str]
+    log: Any
+
+    @property
+    def model(self) -> XLTModel:
+        raise NotImplementedError
+
+    def _task_dir(self, group: TaskGroup) -> Path:
+        raise NotImplementedError
+
+    def _evaluate(self, group: TaskGroup, targets: list[str]) -> list[dict[str, Any]]:
+        model, conf, task = self.model, group.configuration, self.tasks[group.task]
+        trains = conf.trains_task(model.host)
+        task_rep = conf.task_rep(group.task, group.source, group.seed) if trains else None
+        base = {"task": group.task, "source": group.source, "configuration": conf.name, "seed": group.seed}
+
+        def error(target: str, why: str) -> dict[str, Any]:
+            return {**base, "target": target, "status": "error", "error": why}
+
+        if task_rep is not None and (task_rep not in model.reps or task_rep in self.failed):
+            why = self.failed.get(task_rep, f"task representation {task_rep} was not built")
+            return [error(t, why) for t in targets]
+        rows: list[tuple[str, Example]] = []
+        errors, counts = [], {}
+        for target in targets:
+            language_rep = conf.language_rep(target)
+            if language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
+                errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
+                continue
+            try:
+                examples = task.examples(target, "test")
+            except XLTError as exc:
+                errors.append(error(target, f"no test data: {exc}"))
+                continue
+            counts[target] = len(examples)
+            rows.extend((target, e) for e in examples)
+        if not rows:
+            return errors
+        try:
+            labels = self._labels(task, group.source, task_rep)
+        except XLTError as exc:
+            return errors + [error(t, f"no labels: {exc}") for t in counts]
+        fmt = TaskFormat(model, task, labels, self.config.task_training.max_length)
+        start = time.perf_counter()
+        predictions = self._predict(fmt, conf, task_rep, rows)
+        seconds = time.perf_counter() - start
+        out = list(errors)
+        reps = {"task": self._identity(task_rep)}
+        train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
+        for target, count in counts.items():
+            mine = [(p, task.reference(e)) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
+            language_rep = conf.language_rep(target)
+            unseen = unseen_labels(labels, [gold for _, gold in mine])
+            if unseen.count:
+                self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
+            out.append(
+                {
+                    **base,
+                    "target": target,
+                    "status": "ok",
+                    "metrics": task.score([p for p, _ in mine], [r for _, r in mine]),
+                    "examples": count,
+                    "unseen_labels": unseen.to_dict(),
+                    "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
+                    "reps": {**reps, "language": self._identity(language_rep)},
+                    "model": model.fingerprint.name,
+                    "inputs": self._cell_inputs(group, target),
+                }
+            )
+        return out
+
+    def _cell_inputs(self, group: TaskGroup, target: str) -> dict[str, str]:
+        """The digests of the files a cell was computed from."""
+        keys = [task_key(group.task, "train", group.source), task_key(group.task, "dev", group.source)]
+        keys.append(task_key(group.task, "test", target))
+        if group.configuration.language is not None:
+            keys += [f"corpus:{group.source}", f"corpus:{target}"]
+        return {k: self.digests[k] for k in keys if k in self.digests}
+
+    def _labels(self, task: Task, source: str, task_rep: str | None) -> list[str]:
+        if task_rep is not None:
+            head = self.model.rep(task_rep).head
+            if head is not None and head.config.labels:
+                return list(head.config.labels)
+        return task.labels(source)
+
+    @torch.inference_mode()
+    def _predict(
+        self, fmt: TaskFormat, conf: Configuration, task_rep: str | None, rows: list[tuple[str, Example]]
+    ) -> list[str | None]:
+        """Rows of every target in shared batches, each row under its own target's plan; shortest first, so a
+        batch pads little."""
+        self.model.eval()
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][1].text))
+        predictions: list[str | None] = [None] * len(rows)
+        size = self.config.eval_batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            plans = [conf.plan(rows[i][0], task_rep) for i in chunk]
+            for i, p in zip(chunk, fmt.predict([rows[i][1] for i in chunk], plans=plans), strict=True):
+                predictions[i] = p
+        return predictions
+
+    def _identity(self, name: str | None) -> dict[str, str] | None:
+        if name is None:
+            return None
+        if name not in self._hashes:
+            self._hashes[name] = rep_record(self.model.rep(name))["weights"]
+        return {"name": name, "sha256": self._hashes[name]}
+
+    @staticmethod
+    def _seconds(run_dir: Path) -> float:
+        import json
+
+        result = run_dir / "result.json"
+        return float(json.loads(result.read_text()).get("seconds", 0.0)) if result.is_file() else 0.0
