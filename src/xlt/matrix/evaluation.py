@@ -3,6 +3,7 @@ own target's plan), scored per cell with the task's metrics."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,13 @@ from typing import Any
 import torch
 
 from xlt.errors import XLTError
+from xlt.formats.atomic import atomic_write_text, make_dir
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration
 from xlt.matrix.inputs import task_key
 from xlt.model import XLTModel
+from xlt.paths import contained
+from xlt.records import jsonable
 from xlt.tasks.base import Task
 from xlt.tasks.data import Example
 from xlt.tasks.metrics import unseen_labels
@@ -31,6 +35,12 @@ class TaskGroup:
     seed: int
 
 
+def outputs_path(out: Path, group: TaskGroup, target: str) -> Path:
+    """Where a cell's raw outputs are kept: ``outputs/{task}/{source}/{configuration}-seed{seed}/{target}.jsonl``."""
+    name = f"{group.configuration.slug}-seed{group.seed}"
+    return contained(out, "outputs", group.task, group.source, name, f"{target}.jsonl")
+
+
 class Evaluation:
     """The evaluation half of a ``Matrix`` (which provides the attributes declared here)."""
 
@@ -40,6 +50,7 @@ class Evaluation:
     digests: dict[str, str]
     _hashes: dict[str, str]
     log: Any
+    out: Path
 
     @property
     def model(self) -> XLTModel:
@@ -80,25 +91,36 @@ class Evaluation:
             labels = self._labels(task, group.source, task_rep)
         except XLTError as exc:
             return errors + [error(t, f"no labels: {exc}") for t in counts]
-        fmt = TaskFormat(model, task, labels, self.config.task_training.max_length)
+        generation = getattr(self.config, "generation", None)
+        fmt = TaskFormat(
+            model,
+            task,
+            labels,
+            self.config.task_training.max_length,
+            source=group.source,
+            max_new_tokens=getattr(generation, "max_new_tokens", None),
+            num_beams=getattr(generation, "num_beams", 1),
+        )
         start = time.perf_counter()
-        predictions = self._predict(fmt, conf, task_rep, rows)
+        predictions, texts = self._predict(fmt, conf, task_rep, rows)
         seconds = time.perf_counter() - start
         out = list(errors)
         reps = {"task": self._identity(task_rep)}
         train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
         for target, count in counts.items():
-            mine = [(p, task.reference(e)) for p, (t, e) in zip(predictions, rows, strict=True) if t == target]
+            mine = [(p, text, e) for p, text, (t, e) in zip(predictions, texts, rows, strict=True) if t == target]
+            references = [task.reference(e) for _, _, e in mine]
             language_rep = conf.language_rep(target)
-            unseen = unseen_labels(labels, [gold for _, gold in mine])
+            unseen = unseen_labels(labels if task.closed_labels else [], references if task.closed_labels else [])
             if unseen.count:
                 self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
+            self._keep_outputs(group, target, task, mine)
             out.append(
                 {
                     **base,
                     "target": target,
                     "status": "ok",
-                    "metrics": task.score([p for p, _ in mine], [r for _, r in mine]),
+                    "metrics": task.score([p for p, _, _ in mine], references, target),
                     "examples": count,
                     "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
@@ -108,6 +130,31 @@ class Evaluation:
                 }
             )
         return out
+
+    def _keep_outputs(
+        self, group: TaskGroup, target: str, task: Task, outputs: list[tuple[Any, str | None, Example]]
+    ) -> None:
+        """A cell's raw outputs, one JSON line per example (its input, reference, generated text, prediction and
+        score), for ``xlt report --worst`` and for inspection; written whole or not at all."""
+        lines = []
+        for prediction, text, example in outputs:
+            reference = task.reference(example)
+            lines.append(
+                json.dumps(
+                    {
+                        "id": example.id,
+                        "input": task.doc_to_text(example),
+                        "reference": jsonable(reference),
+                        "generation": text,
+                        "prediction": jsonable(prediction),
+                        "score": round(task.example_score(prediction, reference, target), 6),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        path = outputs_path(self.out, group, target)
+        make_dir(path.parent)
+        atomic_write_text(path, "".join(line + "\n" for line in lines))
 
     def _cell_inputs(self, group: TaskGroup, target: str) -> dict[str, str]:
         """The digests of the files a cell was computed from."""
@@ -127,19 +174,21 @@ class Evaluation:
     @torch.inference_mode()
     def _predict(
         self, fmt: TaskFormat, conf: Configuration, task_rep: str | None, rows: list[tuple[str, Example]]
-    ) -> list[str | None]:
-        """Rows of every target in shared batches, each row under its own target's plan; shortest first, so a
-        batch pads little."""
+    ) -> tuple[list[Any], list[str | None]]:
+        """Rows of every target in shared batches, each row under its own target's plan; shortest input first,
+        so a batch pads little. The predictions and the generated texts (None for heads), in row order."""
         self.model.eval()
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][1].text))
-        predictions: list[str | None] = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(fmt.task.doc_to_text(rows[i][1])))
+        predictions: list[Any] = [None] * len(rows)
+        texts: list[str | None] = [None] * len(rows)
         size = self.config.eval_batch_size
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             plans = [conf.plan(rows[i][0], task_rep) for i in chunk]
-            for i, p in zip(chunk, fmt.predict([rows[i][1] for i in chunk], plans=plans), strict=True):
-                predictions[i] = p
-        return predictions
+            found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
+            for i, p, text in zip(chunk, found, generated, strict=True):
+                predictions[i], texts[i] = p, text
+        return predictions, texts
 
     def _identity(self, name: str | None) -> dict[str, str] | None:
         if name is None:

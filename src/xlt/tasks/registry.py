@@ -9,6 +9,11 @@ from typing import Any
 
 from xlt.errors import XLTError
 from xlt.tasks.base import Task
+from xlt.tasks.checkworthiness import CheckworthinessTask
+from xlt.tasks.ner import NERTask
+from xlt.tasks.nli import NLITask
+from xlt.tasks.qa import QATask
+from xlt.tasks.seq2seq import Seq2SeqTask
 from xlt.tasks.text_classification import TextClassificationTask
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -28,8 +33,25 @@ def emoji_task() -> TextClassificationTask:
     )
 
 
-BUILTIN: dict[str, Callable[[], Task]] = {"emoji": emoji_task}
-TASK_TYPES: dict[str, Callable[..., Task]] = {"classification": TextClassificationTask}
+def paper_task(kind: type[QATask | NERTask | NLITask], name: str) -> Callable[[], Task]:
+    """The paper's task ``name`` on the public datasets of the registry (fetched into the matrix's ``data/``)."""
+    return lambda: kind(name, hub=True)
+
+
+BUILTIN: dict[str, Callable[[], Task]] = {
+    "emoji": emoji_task,
+    "qa": paper_task(QATask, "qa"),
+    "ner": paper_task(NERTask, "ner"),
+    "nli": paper_task(NLITask, "nli"),
+}
+TASK_TYPES: dict[str, Callable[..., Task]] = {
+    "classification": TextClassificationTask,
+    "qa": QATask,
+    "ner": NERTask,
+    "nli": NLITask,
+    "checkworthiness": CheckworthinessTask,
+    "seq2seq": Seq2SeqTask,
+}
 
 
 def register_task_type(name: str, factory: Callable[..., Task]) -> None:
@@ -60,4 +82,4 @@ def build_task(name: str, spec: str | dict[str, Any]) -> Task:
     try:
         return factory(name=name, **options)
     except TypeError as exc:
-        raise XLTError(f"tasks.{name}: {exc} (a classification task needs train, dev and test)") from None
+        raise XLTError(f"tasks.{name}: {exc} (a task of files needs train, dev and test)") from None

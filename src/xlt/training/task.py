@@ -92,10 +92,26 @@ class TaskRun:
 
 
 class TaskFormat:
-    """How one family sees a task's examples: a head over the input (encoders), or teacher-forced text to text
-    (the task's input and target, laid out by the host); and how predictions come back."""
+    """How one family sees a task's examples: a head over the input (encoders: the task encodes rows, windows
+    or words and decodes the head's outputs), or teacher-forced text to text (the task's input and target,
+    laid out by the host) with generation settings taken from the task's targets; and how predictions come
+    back.
 
-    def __init__(self, model: XLTModel, task: Task, labels: list[str], max_length: int) -> None:
+    ``source``: the language the task representation was trained in (its targets bound ``max_new_tokens``);
+    ``max_new_tokens`` and ``num_beams`` as the matrix's ``generation`` section sets them (None: from the
+    task's targets)."""
+
+    def __init__(
+        self,
+        model: XLTModel,
+        task: Task,
+        labels: list[str],
+        max_length: int,
+        *,
+        source: str | None = None,
+        max_new_tokens: int | None = None,
+        num_beams: int = 1,
+    ) -> None:
         if model.tokenizer is None:
             raise XLTError("task training needs the model's tokenizer (create the XLTModel with tokenizer=...)")
         self.model, self.task, self.labels, self.max_length = model, task, labels, max_length
@@ -103,6 +119,8 @@ class TaskFormat:
         self.host = model.host
         self.pad = int(self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
         self.eos = self.tok.eos_token_id
+        self.source, self.num_beams = source, num_beams
+        self._max_new_tokens = max_new_tokens
 
     def _source(self, example: Example) -> list[int]:
         text = self.task.doc_to_text(example)
@@ -112,45 +130,66 @@ class TaskFormat:
         ids = list(self.tok(self.host.answer_prefix + answer, add_special_tokens=False)["input_ids"])
         return ids + ([self.eos] if self.eos is not None else [])
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The longest target the task may have to generate, in tokens with its end of sequence: never a
+        library default, which would cut long answers or waste steps on short labels."""
+        if self._max_new_tokens is None:
+            targets = self.task.generation_targets(self.source or "", self.labels) if self.source else None
+            texts = targets if targets else [self.task.verbalize(label) for label in self.labels]
+            if not texts:
+                raise XLTError(f"task '{self.task.name}' has no targets to bound generation by (set max_new_tokens)")
+            self._max_new_tokens = max(len(self._target(t)) for t in set(texts)) + 1
+        return self._max_new_tokens
+
     def collate(self, rows: Sequence[Example], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        sources = [self._source(e) for e in rows]
         if self.host.supports_heads:
-            ids, mask = pad([np.asarray(s) for s in sources], self.pad)
-            return {"input_ids": ids, "attention_mask": mask, "labels": self.task.head_targets(rows, self.labels)}
+            return self.task.encode(self.tok, rows, self.labels, self.max_length, train=True).tensors()
+        sources = [self._source(e) for e in rows]
         targets = [self._target(self.task.doc_to_target(e)) for e in rows]
         return self.host.text_to_text_batch(sources, targets, self.pad)
 
     def predict(
         self, rows: Sequence[Example], plan: Plan | None = None, plans: Sequence[Plan] | None = None
-    ) -> list[str | None]:
-        """The prediction per row, under one plan or one plan per row (routed); None where a generated answer
-        is none of the task's labels."""
-        ids, mask = pad([np.asarray(self._source(e)) for e in rows], self.pad)
-        device = next(self.model.parameters()).device
-        route = {"plan": plan} if plans is None else {"plans": list(plans)}
+    ) -> list[Any]:
+        """The prediction per row, under one plan or one plan per row (routed); for closed label sets, None
+        where a generated answer is none of the task's labels."""
+        return self.outputs(rows, plan, plans)[0]
+
+    def outputs(
+        self, rows: Sequence[Example], plan: Plan | None = None, plans: Sequence[Plan] | None = None
+    ) -> tuple[list[Any], list[str | None]]:
+        """The predictions and, for models that generate, the raw generated texts (None per row for heads)."""
+        device = self.model.device
         if self.host.supports_heads:
-            logits = self.model(ids.to(device), mask.to(device), **route).logits
-            return self.task.from_head(logits, self.labels)
-        longest = max(len(self._target(label)) for label in self.labels)
+            batch = self.task.encode(self.tok, rows, self.labels, self.max_length, train=False)
+            # A row of the head's batch (a window of a long context) runs under its example's plan.
+            route = {"plan": plan} if plans is None else {"plans": [plans[i] for i in batch.example]}
+            logits = self.model(batch.input_ids.to(device), batch.attention_mask.to(device), **route).logits
+            return self.task.decode(logits, batch, rows, self.labels), [None] * len(rows)
+        ids, mask = pad([np.asarray(self._source(e)) for e in rows], self.pad)
+        route = {"plan": plan} if plans is None else {"plans": list(plans)}
         out = self.model.generate(
             ids.to(device),
             mask.to(device),
             **route,
-            max_new_tokens=longest + 1,
+            max_new_tokens=self.max_new_tokens,
             do_sample=False,
-            num_beams=1,
+            num_beams=self.num_beams,
             pad_token_id=self.pad,
         )
         texts = self.tok.batch_decode(out, skip_special_tokens=True)
-        return [self.task.parse(text, self.labels) for text in texts]
+        return [self.task.parse(text, self.labels) for text in texts], list(texts)
 
 
-def dev_score(fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int) -> dict[str, float]:
-    """The task's metrics on dev examples, predicted ``batch_size`` at a time."""
-    predictions: list[str | None] = []
+def dev_score(
+    fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int, language: str | None = None
+) -> dict[str, float]:
+    """The task's metrics on dev examples (in ``language``), predicted ``batch_size`` at a time."""
+    predictions: list[Any] = []
     for i in range(0, len(rows), batch_size):
         predictions += fmt.predict(rows[i : i + batch_size], plan)
-    return fmt.task.score(predictions, [fmt.task.reference(e) for e in rows])
+    return fmt.task.score(predictions, [fmt.task.reference(e) for e in rows], language)
 
 
 def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
@@ -198,6 +237,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     # A run of files records itself as it always has; a run given its task records the task's own fields.
     record = jsonable(run) if task is None else {**jsonable(run), **jsonable(task.record(run.source_language))}
     task = run.file_task() if task is None else task
+    task.check_family(model.host.family)
     data = task.training_data(run.source_language)
     for warning in data.warnings:
         log(f"warning: {warning}")
@@ -216,7 +256,8 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
         model.remove(name)
     with discarded_on_failure(model, name):
         rep = _add_task_rep(model, run, task, name)
-        result = _fit(model, run, TaskFormat(model, task, data.labels, run.max_length), data, name, rep, out, log)
+        fmt = TaskFormat(model, task, data.labels, run.max_length, source=run.source_language)
+        result = _fit(model, run, fmt, data, name, rep, out, log)
         result.warnings = [*data.warnings, *result.warnings]
         finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
     return rep_dir
@@ -261,7 +302,7 @@ def _fit(
         return out.loss, int(batch["attention_mask"].sum())
 
     def evaluate() -> dict[str, float]:
-        return {metric: dev_score(fmt, data.dev, plan, max(micro, 8))[metric]}
+        return {metric: dev_score(fmt, data.dev, plan, max(micro, 8), run.source_language)[metric]}
 
     batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
     trainable: dict[str, nn.Module] = {name: rep}
