@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from xlt.assembly import Assembled, assemble
 from xlt.batching import IGNORE_INDEX
@@ -66,6 +66,7 @@ class XLTModel(nn.Module):
         self.tokenizer = tokenizer
         self.host = host_for(base)
         base.requires_grad_(False)
+        keep_head_untied(base)
         self.fingerprint = Fingerprint.of(base.config, name)
         self.reps = nn.ModuleDict()
         self.runtime = Runtime(base, self.host)
@@ -88,6 +89,8 @@ class XLTModel(nn.Module):
         auto: Any = host.auto_class(config)
         extra = {"dtype": dtype} if dtype is not None else {}
         base = auto.from_pretrained(name_or_path, config=config, **extra, **kwargs)
+        raw, _ = PretrainedConfig.get_config_dict(name_or_path, **kwargs)
+        keep_head_untied(base, declared_untied=raw.get("tie_word_embeddings") is False)
         tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs) if tokenizer else None
         return cls(base, tok, name=str(name_or_path))
 
@@ -465,6 +468,24 @@ class XLTModel(nn.Module):
         with self.runtime.active(route):
             batch = self.assemble(input_ids, attention_mask, route)
             return self.host.generate(self.base, batch, route, **generate_kwargs)
+
+
+def keep_head_untied(base: PreTrainedModel, *, declared_untied: bool = False) -> None:
+    """A base whose LM head is its own weight (mT5, mt0, T5 v1.1) keeps it: its config is made to say
+    ``tie_word_embeddings=False``, so a later ``tie_weights()`` (resizing, PEFT, dispatch) leaves the head alone.
+
+    transformers 5 forces ``tie_word_embeddings=True`` on T5 and mT5 configs, whatever the checkpoint says; it
+    still loads a checkpoint's differing head untied, but the next ``tie_weights()`` would replace it with the
+    input embeddings. ``declared_untied``: the checkpoint's config.json says untied; a head the loader tied
+    anyway (transformers 5 ties a saved head equal to the embeddings) becomes a parameter of its own with the
+    same values, as transformers 4 loads it."""
+    output, inputs = base.get_output_embeddings(), base.get_input_embeddings()
+    if output is None or inputs is None or not hasattr(base.config, "tie_word_embeddings"):
+        return
+    if declared_untied and output.weight is inputs.weight:
+        output.weight = nn.Parameter(inputs.weight.detach().clone(), requires_grad=False)
+    if output.weight is not inputs.weight:
+        base.config.tie_word_embeddings = False
 
 
 def _check_ids(name: str, ids: object, device: torch.device, rows: int | None = None) -> None:
