@@ -57,3 +57,33 @@ def unseen_labels(trained: Iterable[str], gold: Iterable[str]) -> UnseenLabels:
     known = {str(label) for label in trained}
     missing = [label for label in gold if label not in known]
     return UnseenLabels(len(missing), sorted(set(missing)))
+
+
+def check_scorable(predictions: Sequence[object], references: Sequence[object]) -> None:
+    """Refuse what no score can be computed on: unequal lengths, or nothing at all."""
+    if len(predictions) != len(references):
+        raise XLTError(f"{len(predictions)} predictions for {len(references)} references")
+    if not references:
+        raise XLTError("no examples to score")
+
+
+def positive_f1(predictions: Sequence[str | None], references: Sequence[str], positive: str) -> dict[str, float]:
+    """Accuracy and macro-F1 (as ``classification_metrics``) with precision, recall and F1 of ``positive``.
+
+    ``None`` (an answer that matches no label) is a negative prediction, and wrong. A zero denominator gives 0
+    (as scikit-learn's default), e.g. precision when ``positive`` is never predicted.
+    """
+    overall = classification_metrics(predictions, references)
+    tp = sum(p == positive and r == positive for p, r in zip(predictions, references, strict=True))
+    predicted = sum(p == positive for p in predictions)
+    actual = sum(r == positive for r in references)
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / actual if actual else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": overall["accuracy"],
+        "f1": f1,
+        "precision": precision,
+        "recall": recall,
+        "macro_f1": overall["macro_f1"],
+    }
