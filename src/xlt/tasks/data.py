@@ -1,23 +1,18 @@
-"""Task data: local JSONL / CSV / TSV files of (text, label) rows; labels from the data or
-declared. Every problem is one error naming the file, the line and the fix: bytes that are not UTF-8, a line
-that is no JSON object, a missing or empty field, a label of the wrong type, a row with the wrong number of
-columns, an empty file, a label outside the task's labels."""
+"""Task data: the ``Example`` every task reads, and classification files of (text, label) rows (JSON lines, CSV,
+TSV or parquet, read by ``xlt.tasks.rows``); labels from the data or declared. Every problem is one error naming
+the file, the line and the fix: bytes that are not UTF-8, a line that is no JSON object, a missing or empty field,
+a label of the wrong type, a row with the wrong number of columns, an empty file, a label outside the task's
+labels. The other task types' files are read by ``xlt.tasks.schemas``."""
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xlt.errors import XLTError
 from xlt.paths import short
-from xlt.tasks.files import utf8_lines
+from xlt.tasks.rows import TaskDataError, kind, read_rows, where
 
-
-class TaskDataError(XLTError):
-    """Task data that is missing, empty, malformed or labelled outside the task's labels."""
+__all__ = ["ClassificationData", "Example", "TaskDataError", "label_list", "load_examples"]
 
 
 @dataclass(frozen=True)
@@ -43,124 +38,35 @@ class Example:
     id: str = ""
 
 
-Record = tuple[int, dict[str, object]]  # (line number, the row's fields)
-
-
 def load_examples(path: str | Path, text_field: str = "text", label_field: str = "label") -> list[Example]:
+    """The classification rows of ``path`` (see ``xlt.tasks.rows`` for the file types): a non-empty text and its
+    label (a string, or an integer read as its digits)."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskDataError(f"task file {path} does not exist")
-    if path.suffix == ".jsonl":
-        records = _jsonl_records(path)
-    elif path.suffix in (".csv", ".tsv"):
-        records = _csv_records(path, text_field, label_field)
-    else:
-        raise TaskDataError(f"task file {path} must be .jsonl, .csv or .tsv")
-    examples = [_example(path, number, record, text_field, label_field) for number, record in records]
+    rows = read_rows(path, (text_field, label_field), "set text_field/label_field")
+    examples = [_example(where(path, number), record, text_field, label_field) for number, record in rows]
     if not examples:
         raise TaskDataError(f"task file {path} holds no examples (give it at least one row with a text and a label)")
     return examples
 
 
-def _jsonl_records(path: Path) -> Iterator[Record]:
-    for number, line in utf8_lines(path, TaskDataError):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskDataError(
-                f"{path}:{number} is not a JSON line ({exc.msg}); write one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise TaskDataError(
-                f"{path}:{number} is not a JSON object but {_kind(record)}; write one object per line, "
-                'e.g. {"text": ..., "label": ...}'
-            )
-        yield number, record
-
-
-def _csv_records(path: Path, text_field: str, label_field: str) -> Iterator[Record]:
-    delimiter = "\t" if path.suffix == ".tsv" else ","
-    reader = csv.reader((line for _, line in utf8_lines(path, TaskDataError)), delimiter=delimiter)
-    header: list[str] | None = None
-    header_line = start = 1
-    checked = False
-    try:
-        for row in reader:
-            # A record may span lines (a quoted newline): it starts after the previous one ended.
-            number, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header, header_line = row, number
-                continue
-            if not checked:
-                _check_header(path, header, header_line, number, text_field, label_field)
-                checked = True
-            _check_width(path, number, row, header, text_field, label_field, delimiter)
-            yield number, dict(zip(header, row, strict=True))
-    except csv.Error as exc:
-        raise TaskDataError(
-            f"{path}:{reader.line_num} is not valid {path.suffix[1:].upper()} ({exc}); check its quoting"
-        ) from None
-    if header is not None and not checked:
-        _check_header(path, header, header_line, header_line, text_field, label_field)
-
-
-def _check_header(
-    path: Path, header: list[str], header_line: int, number: int, text_field: str, label_field: str
-) -> None:
-    missing = [name for name in (text_field, label_field) if name not in header]
-    if missing:
-        raise TaskDataError(
-            f"{path}:{number} lacks '{text_field}' or '{label_field}': the header (line {header_line}) has no "
-            f"column {', '.join(repr(m) for m in missing)} (columns: {', '.join(header)}; rename the columns or "
-            "set text_field/label_field)"
-        )
-
-
-def _check_width(
-    path: Path, number: int, row: list[str], header: list[str], text_field: str, label_field: str, delimiter: str
-) -> None:
-    if len(row) < len(header):
-        raise TaskDataError(
-            f"{path}:{number} lacks '{text_field}' or '{label_field}': it has {len(row)} field(s), the header "
-            f"{len(header)} (complete the row or remove it)"
-        )
-    if len(row) > len(header):
-        raise TaskDataError(
-            f"{path}:{number} has {len(row)} fields, the header {len(header)}: a text holding {delimiter!r} "
-            'must be quoted ("...")'
-        )
-
-
-def _example(path: Path, number: int, record: dict[str, object], text_field: str, label_field: str) -> Example:
-    where = f"{path}:{number}"
-    lacks = f"{where} lacks '{text_field}' or '{label_field}'"
+def _example(place: str, record: dict[str, object], text_field: str, label_field: str) -> Example:
+    lacks = f"{place} lacks '{text_field}' or '{label_field}'"
     for name in (text_field, label_field):
         if record.get(name) is None:
             fields = ", ".join(str(k) for k in record) or "none"
             raise TaskDataError(f"{lacks}: no value for '{name}' (its fields: {fields}; set text_field/label_field)")
     text, label = record[text_field], record[label_field]
     if not isinstance(text, str):
-        raise TaskDataError(f"{lacks}: '{text_field}' is {_kind(text)}, not a string (write the text as a string)")
+        raise TaskDataError(f"{lacks}: '{text_field}' is {kind(text)}, not a string (write the text as a string)")
     if not text.strip():
-        raise TaskDataError(f"{where}: '{text_field}' is empty (fill in the text or remove the row)")
+        raise TaskDataError(f"{place}: '{text_field}' is empty (fill in the text or remove the row)")
     # A label is text; an integer (0/1 labels) is read as its digits. A float, bool, list or object is refused:
     # 1.0 would become "1.0" and never match a declared label 1, and True would become "True".
     if isinstance(label, bool) or not isinstance(label, (str, int)):
-        raise TaskDataError(f"{where}: '{label_field}' is {_kind(label)}; write the label as a string or an integer")
+        raise TaskDataError(f"{place}: '{label_field}' is {kind(label)}; write the label as a string or an integer")
     if not str(label).strip():
-        raise TaskDataError(f"{where}: '{label_field}' is empty (give the row its label or remove it)")
+        raise TaskDataError(f"{place}: '{label_field}' is empty (give the row its label or remove it)")
     return Example(text, str(label))
-
-
-_KINDS = {bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "an object", str: "a string"}
-
-
-def _kind(value: object) -> str:
-    return _KINDS.get(type(value), type(value).__name__)
 
 
 @dataclass
