@@ -41,6 +41,7 @@ def matrix(
     workers: int | None = None,
     report: bool = True,
     on_change: str | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Run (or resume) a transfer matrix: train what is missing, evaluate every cell, write the report.
 
@@ -52,6 +53,8 @@ def matrix(
         report: render the report when done.
         on_change: overrides the config's on_change: "refuse" or "recompute" when task or corpus files changed
             since the results were computed from them.
+        dry_run: print the runs and cells the matrix would compute, what it would download, what it needs and an
+            estimate of the compute, then stop (nothing is loaded, downloaded or written).
     """
     from xlt.matrix.config import ConfigError, load_config
     from xlt.matrix.runner import run_matrix
@@ -67,6 +70,11 @@ def matrix(
         if on_change not in ("refuse", "recompute"):
             raise ConfigError(f"--on_change {on_change!r}: give refuse or recompute")
         cfg.on_change = on_change  # type: ignore[assignment]
+    if dry_run:
+        from xlt.matrix.dry_run import plan
+
+        print(plan(cfg).render())
+        return
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_matrix(cfg, log=log, report=report)
     failed = sum(r.get("status") != "ok" for r in rows)
@@ -216,8 +224,26 @@ def command_parser(args: list[str]) -> ArgumentParser:
     return parser
 
 
+# Switches written as flags: ``--dry-run`` (or ``--dry_run``) alone means ``--dry_run true``.
+FLAGS = {"matrix": {"--dry-run": "--dry_run", "--dry_run": "--dry_run"}}
+
+
+def _flags(args: list[str]) -> list[str]:
+    flags = FLAGS.get(args[0], {}) if args else {}
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg in flags:
+            out.append(flags[arg])
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or following.startswith("-") or following.lower() not in ("true", "false"):
+                out.append("true")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = _flags(sys.argv[1:] if argv is None else list(argv))
     try:
         parser = command_parser(args)
         options = _instantiated(parser, parser.parse_args(args))
@@ -231,8 +257,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except OSError as exc:  # a full or read-only disk, a permission: what failed and where, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"xlt: error: {exc.strerror or exc}{where}; free space, fix permissions or choose another path, "
-              "then run again (finished work is kept)", file=sys.stderr)
+        print(
+            f"xlt: error: {exc.strerror or exc}{where}; free space, fix permissions or choose another path, "
+            "then run again (finished work is kept)",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("xlt: interrupted; run the same command again to resume", file=sys.stderr)

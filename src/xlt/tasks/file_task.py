@@ -94,13 +94,21 @@ class FileTask(Task):
             log(f"task '{self.name}' {language}: fetching {source.path}{'/' + source.name if source.name else ''}")
             materialize(source, self.cache_dir)
 
-    def downloads(self, languages: Sequence[str]) -> list[str]:
-        """What ``prepare`` would fetch for ``languages`` (nothing for a task of local files)."""
+    def downloads(self, languages: Sequence[str]) -> tuple[list[str], list[str]]:
+        """What ``prepare`` would fetch for ``languages``, and the languages the registry has no source for (with
+        the reason); nothing for a task of local files."""
         if not self.hub or self.cache_dir is None:
-            return []
+            return [], []
         from xlt.tasks.hub import downloads
 
-        return downloads(str(self.registry_task), list(languages), self.cache_dir)
+        fetch: list[str] = []
+        missing: list[str] = []
+        for language in languages:
+            try:
+                fetch += [item for item in downloads(str(self.registry_task), [language], cache_dir=self.cache_dir)]
+            except XLTError as exc:
+                missing.append(f"{language}: {exc}")
+        return list(dict.fromkeys(fetch)), missing
 
     # ---- examples -----------------------------------------------------------------------------------
     def examples(self, language: str, split: Split) -> list[Example]:
