@@ -84,13 +84,31 @@ def matrix(
         raise SystemExit(1)  # the finished cells are stored; fix what the errors name and run again
 
 
-def report(results: Path, out: Path | None = None) -> None:
-    """Re-render a matrix's report from its result store, without recomputing anything.
+def report(
+    results: Path,
+    out: Path | None = None,
+    worst: int = 0,
+    task: str | None = None,
+    target: str | None = None,
+    configuration: str | None = None,
+) -> None:
+    """Re-render a matrix's report from its result store, without recomputing anything; or show each cell's
+    worst examples.
 
     Args:
         results: the matrix output directory (holding matrix.json and results.jsonl).
         out: where to write the report (default: RESULTS/report); a new or empty directory, or an earlier report.
+        worst: instead of the report, print the N lowest-scoring examples of each cell (input, reference,
+            generated text, prediction), from the outputs evaluation keeps.
+        task: with --worst, only this task's cells.
+        target: with --worst, only this target language's cells.
+        configuration: with --worst, only this configuration's cells (e.g. SLP+TP).
     """
+    if worst:
+        from xlt.matrix.worst import worst_examples
+
+        print(worst_examples(results, worst, task=task, target=target, configuration=configuration))
+        return
     from xlt.matrix.publish import publish
 
     print(publish(results, out=out).page)

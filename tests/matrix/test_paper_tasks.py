@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tasks"))
 
 from task_worlds import TASK_TYPES, task_spec
 
+from xlt.cli import main
 from xlt.matrix import load_config, run_matrix
 from xlt.matrix.configurations import PAPER_NAMES
 
@@ -73,3 +74,18 @@ def test_task_end_to_end(family_run, task):
         assert generated == [None] * 8
     else:
         assert all(isinstance(text, str) for text in generated)
+
+
+@pytest.mark.slow
+def test_the_report_shows_each_cells_worst_examples(family_run, capsys):
+    arch, root, _ = family_run
+    main(["report", str(root / "out"), "--worst", "2", "--task", "qa", "--configuration", "SLP+TP"])
+    shown = capsys.readouterr().out.splitlines()
+    headers = [line for line in shown if line.startswith("== ")]
+    assert headers == [f"== qa en->{t} slp-tp-seed3 (8 examples)" for t in sorted(LANGUAGES)]
+    scores = [float(line.split()[1]) for line in shown if line.strip().startswith("score ")]
+    assert len(scores) == 4 and all(0.0 <= s <= 1.0 for s in scores)
+    assert sum(line.strip().startswith("generated: ") for line in shown) == (0 if arch == "bert" else 4)
+    with pytest.raises(SystemExit):
+        main(["report", str(root / "out"), "--worst", "2", "--task", "nothing"])
+    assert "no cell matches" in capsys.readouterr().err

@@ -120,7 +120,7 @@ class Evaluation:
                     **base,
                     "target": target,
                     "status": "ok",
-                    "metrics": task.score([p for p, _, _ in mine], references, target),
+                    "metrics": task.scores_in([p for p, _, _ in mine], references, target),
                     "examples": count,
                     "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},

@@ -9,6 +9,7 @@ The contract follows the shape of lm-evaluation-harness's tasks (``output_type``
 
 from __future__ import annotations
 
+import inspect
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -160,6 +161,15 @@ class Task(ABC):
         self, predictions: Sequence[Any], references: Sequence[Any], language: str | None = None
     ) -> dict[str, float]:
         """The task's metrics, ``metric`` among them (``language``: the target, for language-aware scores)."""
+
+    def scores_in(
+        self, predictions: Sequence[Any], references: Sequence[Any], language: str | None
+    ) -> dict[str, float]:
+        """``score`` with the target language, where the task's ``score`` takes one (a task type written before
+        scores took a language is called as it was written)."""
+        if "language" in inspect.signature(self.score).parameters:
+            return self.score(predictions, references, language)
+        return self.score(predictions, references)
 
     def example_score(self, prediction: Any, reference: Any, language: str | None = None) -> float:
         """One example's score in [0, 1] (the report's worst examples are the lowest)."""

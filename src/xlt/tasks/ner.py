@@ -15,9 +15,8 @@ from xlt.tasks.base import OutputType
 from xlt.tasks.data import ClassificationData, Example, TaskDataError
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.head_inputs import HeadBatch, encode_words, tags_from_logits
+from xlt.tasks.schemas import WIKIANN_TAGS
 from xlt.tasks.tagging_metrics import entity_scores, parse_spans, span_scores, spans_from_bio
-
-WIKIANN_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
 
 class NERTask(FileTask):

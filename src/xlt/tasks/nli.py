@@ -11,8 +11,9 @@ from xlt.tasks.base import OutputType
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.metrics import classification_metrics
+from xlt.tasks.schemas import NLI_LABELS as SCHEMA_NLI_LABELS
 
-NLI_LABELS = ["entailment", "neutral", "contradiction"]
+NLI_LABELS = list(SCHEMA_NLI_LABELS)
 ANSWERS = {"entailment": "Yes", "neutral": "Maybe", "contradiction": "No"}
 PAPER_TEMPLATE = '{premise}\n\nQuestion: Does this imply that "{hypothesis}"? Yes, no, or maybe?'
 

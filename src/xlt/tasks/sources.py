@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from xlt.errors import XLTError
+from xlt.tasks.schemas import NLI_LABELS, WIKIANN_TAGS
 
 SPLITS = ("train", "dev", "test")
 SCHEMAS = ("ner", "nli", "qa")
@@ -31,9 +32,7 @@ LAYOUTS = ("configs", "export", "files")
 EXPORT_REVISION = "refs/convert/parquet"
 
 # WikiANN's ClassLabel order, used when a loaded split does not carry its features (some streamed parquet).
-WIKIANN_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 # XNLI's (and ANLI's, IndicXNLI's) ClassLabel order.
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 DEFAULT_COLUMNS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {

@@ -74,7 +74,9 @@ class TextClassificationTask(Task):
         folded = {label.strip().casefold(): label for label in labels}
         return folded.get(text.strip().casefold())
 
-    def score(self, predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, float]:
+    def score(
+        self, predictions: Sequence[str | None], references: Sequence[str], language: str | None = None
+    ) -> dict[str, float]:
         return classification_metrics(predictions, references)
 
 

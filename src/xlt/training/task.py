@@ -189,7 +189,7 @@ def dev_score(
     predictions: list[Any] = []
     for i in range(0, len(rows), batch_size):
         predictions += fmt.predict(rows[i : i + batch_size], plan)
-    return fmt.task.score(predictions, [fmt.task.reference(e) for e in rows], language)
+    return fmt.task.scores_in(predictions, [fmt.task.reference(e) for e in rows], language)
 
 
 def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
