@@ -17,16 +17,17 @@ NAMES = WORDS[10:60]
 
 
 def qa_rows(n: int, seed: int) -> list[dict[str, Any]]:
-    """The answer is the word after w5 in the context (a context of 8-40 words: long ones need windows)."""
+    """The answer is the context's one word of w60-w69, anywhere in a context of 8-40 words (long contexts need
+    several windows: the answer may be in any of them)."""
     rnd = random.Random(seed)
     rows = []
     for i in range(n):
         words = rnd.sample(NAMES, rnd.randint(8, 40) if i % 3 else 8)
-        at = rnd.randrange(len(words) - 1)
-        words[at] = "w5"
+        at = rnd.randrange(len(words))
+        words[at] = WORDS[60 + rnd.randrange(10)]
         context = " ".join(words)
-        answer = words[at + 1]
-        start = len(" ".join(words[: at + 1])) + 1
+        answer = words[at]
+        start = len(" ".join(words[:at])) + (1 if at else 0)
         assert context[start : start + len(answer)] == answer
         rows.append(
             {
@@ -40,16 +41,17 @@ def qa_rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def ner_rows(n: int, seed: int) -> list[dict[str, Any]]:
-    """w5 starts a person (two words), w6 a location (one word)."""
+    """A person is a word of w60-w64 and one of w65-w69; a location a word of w70-w74."""
     rnd = random.Random(seed)
     rows = []
     for _ in range(n):
         tokens = rnd.sample(NAMES, 7)
         tags = ["O"] * 7
         at = rnd.randrange(5)
-        tokens[at], tags[at], tags[at + 1] = "w5", "B-PER", "I-PER"
+        tokens[at], tokens[at + 1] = WORDS[60 + rnd.randrange(5)], WORDS[65 + rnd.randrange(5)]
+        tags[at], tags[at + 1] = "B-PER", "I-PER"
         if rnd.random() < 0.5:
-            tokens[6], tags[6] = "w6", "B-LOC"
+            tokens[6], tags[6] = WORDS[70 + rnd.randrange(5)], "B-LOC"
         rows.append({"tokens": tokens, "ner_tags": tags})
     return rows
 
