@@ -3,18 +3,29 @@ and the digests of every input, which the store compares with those its results 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from xlt.digest import digest
 from xlt.errors import XLTError
 from xlt.matrix.config import ConfigError, MatrixConfig
 from xlt.matrix.configurations import Configuration
 from xlt.matrix.inputs import LM_HEAD, Input, corpus_input, file_input, task_key
+from xlt.records import jsonable
 from xlt.tasks.base import Task
 from xlt.training.corpora import CorpusConfig
 
 TASK_FILES = ("train", "dev", "test")
+
+
+def task_spec(spec: Any) -> Any:
+    """What a task's cells depend on in its spec, as JSON: everything but its files, whose content the inputs
+    record (so that the same data under another path is the same task)."""
+    if isinstance(spec, dict):
+        spec = {k: v for k, v in spec.items() if k not in TASK_FILES}
+    return json.loads(json.dumps(jsonable(spec), sort_keys=True))
 
 
 def model_path(config: MatrixConfig) -> Path | None:

@@ -98,6 +98,25 @@ class LMHeadTraining:
 
 
 @dataclass
+class Generation:
+    """How a text-to-text task generates its answers at evaluation (encoders with heads generate nothing)."""
+
+    num_beams: int = 1
+    max_new_tokens: int | None = None  # None: the task's own answer length
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ConfigError(
+                f"generation.num_beams: {short(self.num_beams)} is not allowed (allowed: an integer >= 1)"
+            )
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(
+                f"generation.max_new_tokens: {short(self.max_new_tokens)} is not allowed (allowed: an integer >= 1 "
+                "or null)"
+            )
+
+
+@dataclass
 class MatrixConfig:
     """A grid of tasks x sources x targets x configurations x seeds, and how to build what it needs.
 
@@ -120,8 +139,12 @@ class MatrixConfig:
         threads: torch CPU threads per worker (None: torch's choice).
         progress: progress bars.
         notes: lines the report shows above its tables (what the reader should know about this run).
-        on_change: what a rerun does when a task or corpus file changed since results were computed from it:
-            "refuse" (name the files and stop) or "recompute" (retrain and re-evaluate what depends on them).
+        on_change: what a rerun does when a task or corpus file, or a task's spec, changed since results were
+            computed from it: "refuse" (name them and stop) or "recompute" (retrain and re-evaluate what depends on
+            them).
+        rep_store: a directory of language representations (and LM heads) shared by matrices, each kept under a
+            key of what determines it (None: the output directory's own ``reps/``, one per language and kind).
+        generation: beams and answer length of text-to-text evaluation.
     """
 
     model: str = "e5"
@@ -144,12 +167,15 @@ class MatrixConfig:
     progress: bool = True
     notes: list[str] = field(default_factory=list)
     on_change: Literal["refuse", "recompute"] = "refuse"
+    rep_store: str | None = None
+    generation: Generation = field(default_factory=Generation)
 
     # Keys that select cells or change only how the work is scheduled: they may differ between runs that share
     # one output directory (a wider grid reuses every finished cell); every other key changes results.
     # ``corpora`` may gain languages too: each language's corpus is checked on its own (``Matrix``), by its spec
-    # and the content of its files.
-    GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds", "corpora")
+    # and the content of its files; and ``tasks`` may gain tasks: each task's spec is checked on its own, its
+    # files by their content.
+    GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds", "corpora", "tasks")
     OPERATIONAL: typing.ClassVar[tuple[str, ...]] = (
         "output_dir",
         "eval_batch_size",
@@ -158,6 +184,7 @@ class MatrixConfig:
         "progress",
         "notes",
         "on_change",
+        "rep_store",  # where representations are kept, not what they are: each is keyed by what determines it
     )
     REQUIRED: typing.ClassVar[tuple[str, ...]] = ("model", "tasks", "targets")
 
@@ -210,7 +237,8 @@ class MatrixConfig:
         return list(self.targets)
 
     def recipe(self) -> dict[str, Any]:
-        """Everything that changes a cell's value (the grid's axes and scheduling options excluded)."""
+        """Everything that changes every cell's value (the grid's axes and scheduling options excluded; each task's
+        spec is a cell's own, recorded per task by the store)."""
         data = to_dict(self)
         for key in (*self.GRID, *self.OPERATIONAL):
             data.pop(key)
@@ -218,6 +246,8 @@ class MatrixConfig:
             for cosmetic in ("progress", "tensorboard", "wandb", "log_every"):
                 data[section]["train"].pop(cosmetic, None)
         data["task_training"]["train"].pop("seed")  # each task run takes its seed from the grid's seeds
+        if data["generation"] == jsonable(Generation()):
+            del data["generation"]  # at its defaults: the recipe hashes of stores older than the key stay the same
         from xlt.tasks.registry import BUILTIN
 
         builtin_task = any(

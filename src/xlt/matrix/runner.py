@@ -4,39 +4,49 @@ Order: the encoder's LM head (if it ships none), language representations (once 
 task representations (once per task, source, configuration and seed), then evaluation, where every target of
 one task representation shares routed batches (each row carries its own target's plan). Each step is
 skipped where its output already exists, so a killed run started again loses and repeats nothing.
+
+Language representations and the LM head depend on the base model, their recipe and their corpora, never on a
+task or a matrix: with ``rep_store`` they are kept in a directory shared by matrices, each under a key of what
+determines it, so a second matrix on the same base trains none that exists.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import remove_tree
+from xlt.formats.atomic import atomic_write_text, make_dir, remove_tree
+from xlt.languages import get_language
 from xlt.loading import load_model
-from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path
+from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path, task_spec
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
 from xlt.matrix.evaluation import Evaluation, TaskGroup
-from xlt.matrix.inputs import Changes, Input, compare
+from xlt.matrix.inputs import LM_HEAD, Changes, Input, compare
 from xlt.matrix.jobs import Job, run_jobs
 from xlt.matrix.publish import publish, write_config
-from xlt.matrix.store import Key, ResultStore, check_store_dir, key_of, read_rows
+from xlt.matrix.store import Key, ResultStore, check_rep_store, check_store_dir, key_of, open_rep_store, read_rows
 from xlt.model import XLTModel
 from xlt.paths import contained, inside, writing_under
+from xlt.records import differing_keys, flat, jsonable, named
 from xlt.reps.registry import get_kind
 from xlt.tasks.base import Task
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
-from xlt.training.run import RUN_FILE
+from xlt.training.run import COSMETIC, RUN_FILE
 from xlt.training.task import TaskRun
 
 Log = Callable[[str], None]
+
+HEAD = "lm_head"  # the LM head's entry among the rep directories a matrix records
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,9 @@ class Matrix(Evaluation):
         self.failed: dict[str, str] = {}  # rep name -> why it could not be built
         self.train_seconds: dict[str, float] = {}
         self._hashes: dict[str, str] = {}
+        self.rep_store = config.path(config.rep_store) if config.rep_store is not None else None
+        self._language_dirs: dict[tuple[str, str], Path] = {}  # in a rep store: (language, kind) -> its keyed run
+        self._head: str | None = None  # what language representations were trained against (part of their key)
 
     @property
     def model(self) -> XLTModel:
@@ -90,7 +103,15 @@ class Matrix(Evaluation):
 
     # paths -------------------------------------------------------------------------------------------
     def _language_dir(self, language: str, kind: str) -> Path:
-        return contained(self.out, "reps", "language", f"{language}-{kind}")
+        if self.rep_store is None:
+            return contained(self.out, "reps", "language", f"{language}-{kind}")
+        return self._language_dirs[(language, kind)]
+
+    def _in_rep_store(self) -> AbstractContextManager[Any]:
+        """Writes into the rep store (outside the output directory) are allowed within it, and only there."""
+        if self.rep_store is None:
+            return nullcontext()
+        return writing_under(self.rep_store, independent=True)
 
     def _task_dir(self, group: TaskGroup) -> Path:
         name = f"{group.task}-{group.source}-{group.configuration.slug}-seed{group.seed}"
@@ -112,11 +133,18 @@ class Matrix(Evaluation):
         self.digests = {i.key: i.digest for i in current}
         check_model(self.config)
         check_store_dir(self.out)
+        if self.rep_store is not None:
+            check_rep_store(self.rep_store, self.out)
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
         recipe, ignore = self.config.recipe(), (*self.config.GRID, *self.config.OPERATIONAL)
         with writing_under(self.out), ResultStore.open(self.out, self.config.recipe_hash(), recipe, ignore) as store:
             self.store = store
+            if self.rep_store is not None:
+                with self._in_rep_store():
+                    open_rep_store(self.rep_store, self.out)
+                store.meta.extra["rep_store"] = str(self.rep_store)
+            self._take_tasks(store)
             self._take_inputs(store, current)
             write_config(self.out, to_dict(self.config))
             todo = [c for c in cells if not store.done(c.key)]
@@ -139,6 +167,42 @@ class Matrix(Evaluation):
             self.log(f"cell {row['task']}/{row['source']}->{row['target']} {row['configuration']}: {row['error']}")
         return [r for r in rows if r is not None]
 
+    def _take_tasks(self, store: ResultStore) -> None:
+        """Compare each task's spec with the one its cells were computed under. Tasks are a grid axis: a new task
+        only adds cells; a changed one is refused, or its representations and cells are computed again."""
+        recorded = store.meta.extra.get("tasks")
+        if recorded is None:  # a store from before tasks were an axis: its recipe held them all
+            previous = store.previous if store.previous is not None else store.meta.config
+            recorded = {name: task_spec(spec) for name, spec in (previous.get("tasks") or {}).items()}
+            store.meta.extra["tasks"] = recorded
+            store.save_meta()  # kept even if this run stops below: the store no longer holds them in its recipe
+        current = {name: task_spec(spec) for name, spec in self.config.tasks.items()}
+        changed = [name for name, spec in current.items() if name in recorded and recorded[name] != spec]
+        if changed:
+            differ = ", ".join(
+                f"tasks.{name} ({named(differing_keys(flat(recorded[name]), flat(current[name]))) or 'its spec'})"
+                for name in changed
+            )
+            if self.config.on_change == "refuse":
+                raise XLTError(
+                    f"changed since the results in {self.out} were computed: {differ}; restore it, or run again with "
+                    "--on_change recompute to recompute that task's representations and cells"
+                )
+            self.log(f"changed: {differ}: recomputing that task's representations and cells")
+            self._forget_tasks(store, set(changed))
+        store.meta.extra["tasks"] = {**recorded, **current}
+        store.save_meta()
+
+    def _forget_tasks(self, store: ResultStore, names: set[str]) -> None:
+        """Delete the task representations and cells of tasks whose spec changed (all of them xlt's own)."""
+        stale = [run_dir for run_dir, run in _runs(self.out / "reps" / "task") if run.get("task") in names]
+        cells = [key_of(row) for row in store.rows() if row["task"] in names]
+        for run_dir in stale:
+            if inside(self.out, run_dir):
+                remove_tree(run_dir)
+        store.drop(cells)
+        self.log(f"forgot {len(stale)} representation(s) and {len(cells)} cell(s) of the changed task(s)")
+
     def _take_inputs(self, store: ResultStore, current: list[Input]) -> None:
         """Compare today's task files and corpora with those the store's results were computed from."""
         changes = compare(store.meta.inputs, current)
@@ -160,8 +224,11 @@ class Matrix(Evaluation):
         trained = {*changes.task_files("train"), *changes.task_files("dev")}
         stale: list[Path] = []
         if every_language:
-            stale.append(self.out / "reps" / "lm-head")
+            # a shared store's head is kept (another matrix may use it): the changed corpora give a new key
+            if self.rep_store is None:
+                stale.append(self.out / "reps" / "lm-head")
             store.meta.extra.pop("head_languages", None)
+            store.meta.extra.get("rep_dirs", {}).pop(HEAD, None)
         for run_dir, run in _runs(self.out / "reps" / "language"):
             if every_language or run.get("language") in corpora:
                 stale.append(run_dir)
@@ -225,6 +292,11 @@ class Matrix(Evaluation):
                     f"no corpus for language '{language}' (add corpora.{language} to the config)"
                 )
                 continue
+            if self.rep_store is not None:
+                key = self._language_key(language, kind)
+                self._language_dirs[(language, kind)] = contained(
+                    self.rep_store, "language", f"{language}-{kind}-{key}"
+                )
             run = LanguageRun(
                 language=language,
                 kind=kind,  # type: ignore[arg-type]
@@ -238,23 +310,61 @@ class Matrix(Evaluation):
             )
             jobs.append(Job(f"{language}/{kind}", run))
         self.log(f"language representations: {len(jobs)} ({', '.join(j.name for j in jobs)})")
-        self._run(jobs)
+        with self._in_rep_store():
+            self._run(jobs)
+        if self.rep_store is not None:
+            self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
+
+    def _language_key(self, language: str, kind: str) -> str:
+        """What determines a language representation, hashed: never the task or the matrix."""
+        c = self.config.language_training
+        return _key(
+            {
+                "base": self.model.fingerprint.to_dict(),
+                "language": language,
+                "language_name": get_language(language).name,  # a prompt's initial text names the language
+                "kind": kind,
+                "rep": c.options(kind),
+                "objective": jsonable(c.objective),
+                "train": _recipe_of(c.train),
+                "validation_segments": c.validation_segments,
+                "corpus": self.digests.get(f"corpus:{language}"),
+                "lm_head": self._head,
+            }
+        )
+
+    def _used(self, dirs: dict[str, Path]) -> None:
+        """Record in the store's meta the rep store's directories this matrix's cells were computed with."""
+        assert self.store is not None and self.rep_store is not None
+        used = self.store.meta.extra.setdefault("rep_dirs", {})
+        for name, run_dir in dirs.items():
+            used[name] = run_dir.relative_to(self.rep_store).as_posix()
+        self.store.save_meta()
 
     def _lm_head(self) -> Path:
         c = self.config.lm_head
         if c.path is not None:
+            self._head = f"path:{self.digests.get(LM_HEAD)}"  # a given head counts by its content
             return self.config.path(c.path)
         # The head is trained once, on the corpora of its first run; a language added later is trained with it.
         assert self.store is not None
-        languages = self.store.meta.extra.get("head_languages")
+        extra = self.store.meta.extra
+        run_dir = self.out / "reps" / "lm-head"
+        if self.rep_store is not None:
+            run_dir = self._stored_head()
+            self._head = run_dir.relative_to(self.rep_store).as_posix()
+            if _finished(run_dir):
+                self.log(f"LM head: reusing {run_dir}")
+                return run_dir / "head"
+        languages = extra.get("head_languages")
         if languages is None:
             languages = [lang for lang in self.config.corpus_languages() if self._corpus(lang) is not None]
-            self.store.meta.extra["head_languages"] = languages
+            extra["head_languages"] = languages
             self.store.save_meta()
         corpora = [corpus for lang in languages if (corpus := self._corpus(lang)) is not None]
         run = LMHeadRun(
             corpora=corpora,
-            output_dir=self.out / "reps" / "lm-head",
+            output_dir=run_dir,
             restrict_vocab=c.restrict_vocab,
             objective=c.objective,
             train=self._train(c.train),
@@ -264,7 +374,62 @@ class Matrix(Evaluation):
             f"LM head: the encoder ships none; training one on {len(corpora)} corpora ({', '.join(languages)}), "
             "base frozen"
         )
-        return train_lm_head(self.model, run, log=self.log)
+        with self._in_rep_store():
+            return train_lm_head(self.model, run, log=self.log)
+
+    def _stored_head(self) -> Path:
+        """The head's run directory in the rep store: the one this matrix used before, else a finished head of the
+        same base and recipe whose corpora are today's (another matrix's, whatever its languages), else a new
+        one keyed by this matrix's corpora. Its key is recorded beside it, for the next matrix to find."""
+        assert self.store is not None and self.rep_store is not None
+        extra = self.store.meta.extra
+        used = extra.get("rep_dirs", {}).get(HEAD)
+        if used is not None and _finished(self.rep_store / used):
+            return contained(self.rep_store, *used.split("/"))
+        recipe = self._head_recipe()
+        found = self._adoptable_head(recipe) if "head_languages" not in extra else None
+        if found is not None:
+            run_dir, extra["head_languages"] = found
+        else:
+            languages = extra.get("head_languages")
+            if languages is None:
+                languages = [lang for lang in self.config.corpus_languages() if self._corpus(lang) is not None]
+                extra["head_languages"] = languages
+            corpora = {lang: self.digests.get(f"corpus:{lang}") for lang in languages}
+            record = {"determined_by": recipe, "corpora": corpora}
+            run_dir = contained(self.rep_store, "lm-head", _key(record))
+            with self._in_rep_store():
+                make_dir(run_dir.parent)
+                atomic_write_text(run_dir.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True))
+        self._used({HEAD: run_dir})
+        return run_dir
+
+    def _head_recipe(self) -> dict[str, Any]:
+        c = jsonable(self.config.lm_head)
+        c.pop("path")
+        c["train"] = _recipe_of(self.config.lm_head.train)
+        return {"base": self.model.fingerprint.to_dict(), "lm_head": c}
+
+    def _adoptable_head(self, recipe: dict[str, Any]) -> tuple[Path, list[str]] | None:
+        """A finished head in the rep store that this matrix may use: same base and recipe, and trained on the
+        corpora this matrix has for its languages (a language this matrix has no corpus for cannot disagree).
+        The one sharing most languages with this matrix wins, then the first by key, so the choice is stable."""
+        assert self.rep_store is not None
+        mine = set(self.config.corpus_languages())
+        best: tuple[int, str, Path, list[str]] | None = None
+        for path in sorted((self.rep_store / "lm-head").glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                corpora: dict[str, str | None] = dict(record["corpora"])
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError, OSError):
+                continue  # not a record of xlt's: not adopted
+            run_dir = path.with_suffix("")
+            agrees = all(self.digests.get(f"corpus:{lang}", digest) == digest for lang, digest in corpora.items())
+            if record.get("determined_by") != recipe or not agrees or not _finished(run_dir):
+                continue
+            rank = (-len(mine & set(corpora)), path.name, run_dir, list(corpora))
+            best = rank if best is None or rank[:2] < best[:2] else best
+        return None if best is None else (best[2], best[3])
 
     def _build_task_reps(self, groups: dict[TaskGroup, list[str]]) -> None:
         jobs = []
@@ -334,6 +499,21 @@ def _resolved(config: MatrixConfig, spec: Any) -> Any:
     if not isinstance(spec, dict):
         return spec
     return {k: str(config.path(v)) if k in TASK_FILES and isinstance(v, str) else v for k, v in spec.items()}
+
+
+def _key(determined: dict[str, Any]) -> str:
+    """A 12-hex key of what determines a representation (sorted JSON, so key order never matters)."""
+    return hashlib.sha256(json.dumps(determined, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _recipe_of(train: Any) -> dict[str, Any]:
+    """Training settings less the display options, which change nothing trained."""
+    return {k: v for k, v in jsonable(train).items() if k not in COSMETIC}
+
+
+def _finished(run_dir: Path) -> bool:
+    """A run whose result is recorded: its weights were saved before (a killed run is resumed, never trusted)."""
+    return (run_dir / "result.json").is_file()
 
 
 def _runs(directory: Path) -> list[tuple[Path, dict[str, Any]]]:

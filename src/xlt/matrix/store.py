@@ -4,6 +4,9 @@ recipe the rows were computed under).
 Every update rewrites the file to a temporary name, syncs it and renames it over the old one, so a run killed
 at any instant leaves the previous complete file or the new complete file, never a torn one. A store belongs
 to one recipe: opening it with another is refused, so results of different configs never mix.
+
+A rep store (``rep_store``) is a directory of language representations and LM heads shared by matrices, each
+under a key of what determines it; it is only ever added to.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, TextIO
 
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, clear_leftovers, contents, make_dir, owns
-from xlt.paths import check_write, short
+from xlt.paths import check_write, inside, short
 from xlt.records import differing_keys, flat, named, same_config
 
 RESULTS = "results.jsonl"
@@ -86,7 +89,8 @@ def _same(recorded: dict[str, Any], config: dict[str, Any], ignore: tuple[str, .
 
 
 def _migrated(directory: Path, meta: StoreMeta, recipe: str, config: dict[str, Any]) -> StoreMeta:
-    """A store written when the recipe held keys it no longer does: the same results under the new recipe."""
+    """A store written when the recipe held keys it no longer does (``tasks`` until each task's spec became its
+    cells' own): the same results under the new recipe."""
     rows = [{**row, "recipe": recipe} for row in read_rows(directory)]
     meta = StoreMeta(recipe, config, meta.inputs, meta.extra)
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
@@ -108,12 +112,42 @@ def check_store_dir(directory: Path, *, clear: bool = False) -> None:
         raise XLTError(f"{directory} is not empty and holds no matrix results; choose another output directory")
 
 
+REP_STORE = "xlt_rep_store.json"
+
+
+def check_rep_store(directory: Path, output_dir: Path) -> None:
+    """A rep store is a new or empty directory, or one xlt made a rep store: anything else is someone's files."""
+    if directory.exists() and not directory.is_dir():
+        raise XLTError(f"rep_store {directory} is a file, not a directory; choose a directory path")
+    if inside(directory, output_dir) and inside(output_dir, directory):
+        raise XLTError(f"rep_store {directory} is the output directory; give the shared store a directory of its own")
+    if not (directory / REP_STORE).is_file() and contents(directory):
+        raise XLTError(
+            f"rep_store {directory} is not empty and holds no rep store of xlt's; choose a new or empty directory "
+            "or an existing rep store"
+        )
+
+
+def open_rep_store(directory: Path, output_dir: Path) -> Path:
+    """Create (or check) a rep store shared by matrices, marked as xlt's own like an output directory; its
+    representations are never deleted, since other matrices may use them (a changed input yields a new key)."""
+    check_rep_store(directory, output_dir)
+    make_dir(directory, adopt=True)
+    marker = directory / REP_STORE
+    if not marker.is_file():
+        text = {"format": "xlt-rep-store", "layout": {"language": "{language}-{kind}-{key}", "lm-head": "{key}"}}
+        atomic_write_text(marker, json.dumps(text, indent=2))
+    return directory
+
+
 class ResultStore:
     """Rows by cell key. ``open`` takes the directory's lock for the life of the store (one run at a time)."""
 
     def __init__(self, directory: Path, meta: StoreMeta, rows: list[dict[str, Any]], lock: TextIO) -> None:
         self.directory, self.meta, self._lock = Path(directory), meta, lock
         self.recipe = meta.recipe
+        # The recipe values a migrated store was recorded under (what it held before, such as its tasks' specs).
+        self.previous: dict[str, Any] | None = None
         self._rows: dict[Key, dict[str, Any]] = {key_of(r): r for r in rows}
 
     @classmethod
@@ -134,20 +168,24 @@ class ResultStore:
                 f"another `xlt matrix` is running in {directory}; wait for it or use another directory"
             ) from None
         try:
-            meta = StoreMeta(recipe, config)
+            meta, previous = StoreMeta(recipe, config), None
             if meta_path.is_file():
                 meta = read_meta(directory)
                 if meta.recipe != recipe and _same(meta.config, config, ignore):
+                    previous = meta.config
                     meta = _migrated(directory, meta, recipe, config)
                 if meta.recipe != recipe:
-                    differ = differing_keys(flat(meta.config), flat(config))
+                    # keys that left the recipe (a grid axis such as tasks) are no difference to name
+                    differ = differing_keys(flat(meta.config), flat(config), lambda k: k.split(".")[0] in ignore)
                     raise XLTError(
                         f"{directory} holds results of a different config (it differs in {named(differ) or '?'}); "
                         "use another output directory, or delete that one to start over"
                     )
             else:
                 atomic_write_text(meta_path, meta.to_json())
-            return cls(directory, meta, read_rows(directory), lock)
+            store = cls(directory, meta, read_rows(directory), lock)
+            store.previous = previous
+            return store
         except BaseException:
             lock.close()
             raise

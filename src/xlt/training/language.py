@@ -20,7 +20,7 @@ from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm_head import MaskedLMHead
 from xlt.training.lm_objective import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
-from xlt.training.run import claim_output_dir, finish
+from xlt.training.run import claim_output_dir, finish, run_lock
 
 
 @dataclass
@@ -66,21 +66,24 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     plan = Plan((name,))
     objective = lm_objective(model, plan, run.objective, head)
     check_corpus(run.corpus)
-    if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
-        log(f"{name}: already trained in {out}, reusing it")
-        if name in model.reps:  # the finished run's weights, not whatever the bank held under that name
+    with run_lock(out, log):
+        if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
+            log(f"{name}: already trained in {out}, reusing it")
+            if name in model.reps:  # the finished run's weights, not whatever the bank held under that name
+                model.remove(name)
+            model.load_rep(rep_dir)
+            return rep_dir
+        if name in model.reps:
             model.remove(name)
-        model.load_rep(rep_dir)
-        return rep_dir
-    if name in model.reps:
-        model.remove(name)
-    source = SegmentSource(run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed)
-    with discarded_on_failure(model, name):
-        rep = model.add_language(run.language, config)
-        record = _train_lm(
-            model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
+        source = SegmentSource(
+            run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed
         )
-        finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **record})
+        with discarded_on_failure(model, name):
+            rep = model.add_language(run.language, config)
+            record = _train_lm(
+                model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
+            )
+            finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **record})
     return rep_dir
 
 
@@ -227,6 +230,13 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
     tok = model.tokenizer
     if tok is None:
         raise XLTError("an LM head needs the model's tokenizer (create the XLTModel with tokenizer=...)")
+    with run_lock(out, log):
+        return _train_head(model, run, out, head_dir, embeddings, log)
+
+
+def _train_head(model: XLTModel, run: LMHeadRun, out: Path, head_dir: Path, embeddings: Any, log: Any) -> Path:
+    """The head's run once ``out`` is held: reused when finished, else trained (or resumed)."""
+    tok = model.tokenizer
     if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}):
         log(f"LM head: already trained in {out}, reusing it")
         return head_dir

@@ -3,10 +3,13 @@ rule that an output directory holding a different run is refused, never overwrit
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -177,6 +180,35 @@ def claim_output_dir(output_dir: Path, config: Any, ignore: tuple[str, ...] = ()
         return _claim(output_dir, resolved, ignore, write=True)
     finally:
         wait()
+
+
+@contextmanager
+def run_lock(output_dir: Path, log: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold ``output_dir`` for one process from its claim to its finish, so that runs started side by side on the
+    same directory (matrices sharing a rep store) train it once: the second waits, then finds it finished (or, if
+    the first was killed, resumes from its checkpoints).
+
+    The lock is the directory's own (flock on it, no file written), released by the system when its holder dies.
+    A directory that is not there yet is created (claiming it would); an existing one is only read, so a
+    directory that the claim then refuses is left as it was. Under several processes the main one holds it."""
+    output_dir = Path(output_dir)
+    main, _ = processes()
+    if not main or (output_dir.exists() and not output_dir.is_dir()):
+        yield  # the claim refuses a file; the other processes follow the main one
+        return
+    make_dir(output_dir)
+    handle = os.open(output_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{output_dir}: another process is training this run; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: runs side by side are unprotected there, as they were before
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 def finish(output_dir: Path, save: Callable[[], Any], result: dict[str, Any]) -> None:
