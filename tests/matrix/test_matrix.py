@@ -91,7 +91,7 @@ def test_routed_evaluation_equals_one_target_at_a_time(finished):
     rep = conf.task_rep("toy", "en", 42)
     fmt = TaskFormat(model, task, model.rep(rep).head.config.labels, 16)
     mixed = [(t, e) for t in ("de", "sk", "sw") for e in task.examples(t, "test")[:7]]
-    routed = matrix._predict(fmt, conf, rep, mixed)
+    routed, _ = matrix._predict(fmt, conf, rep, mixed)
     alone = []
     for target in ("de", "sk", "sw"):
         examples = [e for t, e in mixed if t == target]

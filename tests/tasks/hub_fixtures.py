@@ -130,7 +130,13 @@ def table(source: HubSource, split: str, *, drop: str | None = None, shuffle: in
 
 
 def _card(root: Path, configs: dict[str | None, list[str]]) -> None:
-    """The card's ``configs:`` block, as the hub's parquet repos carry it."""
+    """The card's ``configs:`` block, as the hub's parquet repos carry it (with the configs of the mirror's
+    earlier languages kept: one repository holds them all)."""
+    for config_dir in root.iterdir():
+        if config_dir.is_dir() and config_dir.name not in {c or "data" for c in configs}:
+            splits = sorted({p.name.split("-")[0] for p in config_dir.glob("*-00000-of-00001.parquet")})
+            if splits:
+                configs = {**configs, (None if config_dir.name == "data" else config_dir.name): splits}
     lines = ["---", "configs:"]
     for config, splits in sorted(configs.items(), key=lambda kv: kv[0] or ""):
         lines += [f"- config_name: {config or 'default'}", "  data_files:"]

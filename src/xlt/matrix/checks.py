@@ -18,13 +18,15 @@ from xlt.tasks.base import Task
 from xlt.training.corpora import CorpusConfig
 
 TASK_FILES = ("train", "dev", "test")
+# Where a task's data is read from: paths (read from the config file's directory), not what the data is.
+TASK_PATHS = (*TASK_FILES, "mirror", "cache_dir")
 
 
 def task_spec(spec: Any) -> Any:
     """What a task's cells depend on in its spec, as JSON: everything but its files, whose content the inputs
     record (so that the same data under another path is the same task)."""
     if isinstance(spec, dict):
-        spec = {k: v for k, v in spec.items() if k not in TASK_FILES}
+        spec = {k: v for k, v in spec.items() if k not in TASK_PATHS}
     return json.loads(json.dumps(jsonable(spec), sort_keys=True))
 
 
@@ -46,6 +48,40 @@ def check_model(config: MatrixConfig) -> None:
         raise ConfigError(
             f"model: {name} {what}; give a model directory saved with save_pretrained, a Hugging Face id, or e5"
         )
+
+
+def resolved_spec(config: MatrixConfig, spec: Any) -> Any:
+    """A task spec with its paths read from the config file's directory."""
+    if not isinstance(spec, dict):
+        return spec
+    return {k: str(config.path(v)) if k in TASK_PATHS and isinstance(v, str) else v for k, v in spec.items()}
+
+
+def prepare_tasks(config: MatrixConfig, tasks: dict[str, Task], log: Callable[[str], None]) -> None:
+    """Fetch what the tasks read from the hub (into their cache) for the grid's languages, once."""
+    languages = list(dict.fromkeys([*config.sources, *config.target_languages()]))
+    for task in tasks.values():
+        prepare = getattr(task, "prepare", None)
+        if prepare is not None:
+            prepare(languages, log)
+
+
+def check_task_data(config: MatrixConfig, tasks: dict[str, Task], log: Callable[[str], None]) -> None:
+    """Read every task's training data and test sets before anything trains: a malformed training or dev file
+    stops the run with one line naming the file, the row and the fix; a malformed test set is named now and
+    fails its own cells."""
+    for task in tasks.values():
+        for source in config.sources:
+            task.training_data(source)
+        for target in config.target_languages():
+            if Path(_task_path(task, target, "test")).is_file():
+                try:
+                    task.examples(target, "test")
+                except XLTError as exc:
+                    log(f"warning: {exc} (the cells of target '{target}' will fail)")
+        cache = getattr(task, "_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()  # read again when needed: a large training set need not stay in memory
 
 
 def check_inputs(

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from xlt.hosts.base import Host
 
 
-
 @dataclass(frozen=True)
 class Configuration:
     """A named recipe.

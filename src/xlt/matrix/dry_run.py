@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlt.matrix.checks import model_path
+from xlt.matrix.checks import model_path, resolved_spec
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration, resolve_configurations
 from xlt.tasks.base import Task
@@ -143,16 +143,10 @@ def _flops_per_input_token(shape: dict[str, Any]) -> float:
 def plan(config: MatrixConfig) -> DryRun:
     configurations = resolve_configurations(config.configurations, config.custom_configurations)
     shape, family = _shape(config)
-    from xlt.matrix.runner import _resolved as resolved_task_spec
-
     tasks: dict[str, Task] = {}
-    out = config.path(config.output_dir)
     result = DryRun(config.model, family, lm_head=False)
     for name, spec in config.tasks.items():
-        task = build_task(name, resolved_task_spec(config, spec))
-        if getattr(task, "hub", False) and getattr(task, "cache_dir", None) is None:
-            task.cache_dir = out / "data"  # type: ignore[attr-defined]
-        tasks[name] = task
+        tasks[name] = build_task(name, resolved_spec(config, spec))
     targets = config.target_languages()
     heads = family == "encoder"
     language_pairs: dict[tuple[str, str], None] = {}

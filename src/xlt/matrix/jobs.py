@@ -76,9 +76,7 @@ def _rep_name(directory: Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(
-    model: str, path: Path | None, threads: int | None, devices: Any, languages: dict[str, Any]
-) -> None:
+def _init_worker(model: str, path: Path | None, threads: int | None, devices: Any, languages: dict[str, Any]) -> None:
     from xlt.matrix.config import register_languages
 
     register_languages(languages)  # a spawned worker starts from the built-in registry only

@@ -25,7 +25,15 @@ from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, make_dir, remove_tree
 from xlt.languages import get_language
 from xlt.loading import load_model
-from xlt.matrix.checks import TASK_FILES, check_inputs, check_model, model_path, task_spec
+from xlt.matrix.checks import (
+    check_inputs,
+    check_model,
+    check_task_data,
+    model_path,
+    prepare_tasks,
+    resolved_spec,
+    task_spec,
+)
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
 from xlt.matrix.evaluation import Evaluation, TaskGroup
@@ -82,7 +90,7 @@ class Matrix(Evaluation):
         self.configurations = resolve_configurations(config.configurations, config.custom_configurations)
         self.by_name = {c.name: c for c in self.configurations}
         self.tasks: dict[str, Task] = {
-            name: build_task(name, _resolved(config, spec)) for name, spec in config.tasks.items()
+            name: build_task(name, resolved_spec(config, spec)) for name, spec in config.tasks.items()
         }
         self.store: ResultStore | None = None
         self.digests: dict[str, str] = {}  # input key -> digest of what this run reads
@@ -129,7 +137,9 @@ class Matrix(Evaluation):
     # the run -----------------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
         cells = grid(self.config, self.configurations)
+        prepare_tasks(self.config, self.tasks, self.log)
         current = check_inputs(self.config, self.tasks, self._corpus, self.configurations)
+        check_task_data(self.config, self.tasks, self.log)
         self.digests = {i.key: i.digest for i in current}
         check_model(self.config)
         check_store_dir(self.out)
@@ -150,6 +160,8 @@ class Matrix(Evaluation):
             todo = [c for c in cells if not store.done(c.key)]
             self.log(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
             if todo:
+                for task in self.tasks.values():
+                    task.check_family(self.model.host.family)  # before anything trains
                 self._build_language_reps(todo)
                 groups = self._groups(todo)
                 self._build_task_reps(groups)
@@ -492,13 +504,6 @@ class Matrix(Evaluation):
         if name in self.model.reps:
             self.model.remove(name)
             self._hashes.pop(name, None)
-
-
-def _resolved(config: MatrixConfig, spec: Any) -> Any:
-    """A task spec with its files read from the config file's directory."""
-    if not isinstance(spec, dict):
-        return spec
-    return {k: str(config.path(v)) if k in TASK_FILES and isinstance(v, str) else v for k, v in spec.items()}
 
 
 def _key(determined: dict[str, Any]) -> str:

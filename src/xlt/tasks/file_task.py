@@ -19,7 +19,9 @@ class FileTask(Task):
     """Examples from ``train``, ``dev`` and ``test`` path patterns (``{language}`` stands for the language
     code; a path without it serves every language), in the schema ``schema`` with columns renamed by
     ``fields``; or, with ``hub: true``, from the registry's public dataset for each (task, language), fetched
-    once into ``cache_dir`` (the matrix gives its own ``data/``) as files of the same schema."""
+    once into ``cache_dir`` (default ``$XLT_CACHE/tasks`` or ``~/.cache/xlt/tasks``, shared by every run, as
+    Hugging Face's own caches are) as files of the same schema; ``mirror``: a local
+    directory laid out like the hub's repositories, read instead of the hub (an offline machine)."""
 
     schema: ClassVar[str] = "classification"
     registry_task: ClassVar[str | None] = None  # the registry's name for this type's task (qa, ner, nli)
@@ -33,14 +35,20 @@ class FileTask(Task):
         *,
         hub: bool = False,
         cache_dir: str | Path | None = None,
+        mirror: str | Path | None = None,
         template: str | None = None,
         init_text: str | None = None,
         fields: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.init_text = name, init_text
+        self.mirror = Path(mirror) if mirror is not None else None
         self.template = _checked(name, self.template if template is None else template, self.placeholders)
         self.hub = bool(hub)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        if self.hub and self.cache_dir is None:
+            from xlt.tasks.hub import default_cache_dir
+
+            self.cache_dir = default_cache_dir()
         self.fields_map = dict(fields or {})
         given = {"train": train, "dev": dev, "test": test}
         if self.hub:
@@ -50,6 +58,8 @@ class FileTask(Task):
                 )
             if any(v is not None for v in given.values()):
                 raise TaskDataError(f"task '{name}': give either hub: true or train/dev/test files, not both")
+        elif mirror is not None:
+            raise TaskDataError(f"task '{name}': mirror: is read with hub: true only (add it, or drop mirror:)")
             self.files: dict[str, str] = {}
         else:
             missing = [split for split, v in given.items() if v is None]
@@ -92,7 +102,10 @@ class FileTask(Task):
                 log(f"task '{self.name}' {language}: {exc}")
                 continue
             log(f"task '{self.name}' {language}: fetching {source.path}{'/' + source.name if source.name else ''}")
-            materialize(source, self.cache_dir)
+            try:
+                materialize(source, self.cache_dir, data_dir=self.mirror)
+            except XLTError as exc:  # a source language's training files are then missing: that stops the run
+                log(f"task '{self.name}' {language}: {exc}")
 
     def downloads(self, languages: Sequence[str]) -> tuple[list[str], list[str]]:
         """What ``prepare`` would fetch for ``languages``, and the languages the registry has no source for (with

@@ -40,13 +40,23 @@ class NERTask(FileTask):
         *,
         hub: bool = False,
         cache_dir: str | Path | None = None,
+        mirror: str | Path | None = None,
         template: str | None = None,
         init_text: str | None = None,
         fields: Mapping[str, str] | None = None,
         tag_names: list[str] | None = None,
     ) -> None:
         super().__init__(
-            name, train, dev, test, hub=hub, cache_dir=cache_dir, template=template, init_text=init_text, fields=fields
+            name,
+            train,
+            dev,
+            test,
+            hub=hub,
+            cache_dir=cache_dir,
+            mirror=mirror,
+            template=template,
+            init_text=init_text,
+            fields=fields,
         )
         self.tag_names = list(tag_names) if tag_names is not None else list(WIKIANN_TAGS)
 

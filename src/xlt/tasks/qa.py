@@ -43,6 +43,7 @@ class QATask(FileTask):
         *,
         hub: bool = False,
         cache_dir: str | Path | None = None,
+        mirror: str | Path | None = None,
         template: str | None = None,
         init_text: str | None = None,
         fields: Mapping[str, str] | None = None,
@@ -50,7 +51,16 @@ class QATask(FileTask):
         max_answer_tokens: int = 30,
     ) -> None:
         super().__init__(
-            name, train, dev, test, hub=hub, cache_dir=cache_dir, template=template, init_text=init_text, fields=fields
+            name,
+            train,
+            dev,
+            test,
+            hub=hub,
+            cache_dir=cache_dir,
+            mirror=mirror,
+            template=template,
+            init_text=init_text,
+            fields=fields,
         )
         if not isinstance(stride, int) or stride < 0:
             raise TaskDataError(f"task '{name}': stride must be an integer >= 0, got {stride!r}")
