@@ -134,8 +134,8 @@ def test_a_store_whose_recipe_held_the_tasks_still_opens(tmp_path):
     assert messages[0] == "matrix: 1 cells, 1 already done, 0 to run"
     assert again[0]["recipe"] == config.recipe_hash() != old_hash
     assert json.loads((out / "matrix.json").read_text())["tasks"] == {"toy": {"type": "classification"}}
-    spec["tasks"]["toy"]["label_field"] = "tag"  # the old recipe's task spec is still what a change is told from
-    with pytest.raises(XLTError, match=r"tasks\.toy \(label_field\)"):
+    spec["tasks"]["toy"]["template"] = "w1 {text}"  # the old recipe's task spec is still what a change is told from
+    with pytest.raises(XLTError, match=r"tasks\.toy \(template\)"):
         _run(spec)
 
 
