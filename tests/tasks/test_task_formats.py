@@ -204,3 +204,59 @@ def test_a_generation_task_on_an_encoder_is_refused_before_training(specs, tmp_p
     with pytest.raises(XLTError, match="does not run on encoder models"):
         train_task(model, run, task=task)
     assert not (tmp_path / "run").exists()
+
+
+# ---- what tokenizers do to awkward inputs -----------------------------------------------------------------
+def test_a_long_question_is_clipped_and_the_stride_fits_the_room_it_leaves(specs):
+    tok = word_tokenizer(WORDS)
+    qa = build_task("qa", specs["qa"])
+    long_question = " ".join(["q"] * 30)
+    example = Example(
+        CONTEXT, "kappa lambda", pair=long_question, answers=("kappa lambda",), starts=(CONTEXT.index("kappa"),)
+    )
+    for max_length in (12, 16, 64):
+        batch = qa.encode(tok, [example], [], max_length, train=True)
+        assert batch.input_ids.shape[1] <= max_length
+        covered = {CONTEXT[a:b] for row in batch.offsets for span in row if span is not None for a, b in [span]}
+        assert covered == set(CONTEXT.split())  # every word of the context is in some window
+    with pytest.raises(XLTError, match="no room for a context"):
+        qa.encode(tok, [example], [], 2, train=False)
+
+
+def test_a_word_the_tokenizer_drops_does_not_shift_the_tags_after_it():
+    from tokenizers import normalizers
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "john": 2, "smith": 3, "lives": 4, "paris": 5}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, lowercase=False)
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+    words = ["john", "\x7f", "smith", "lives", "paris"]
+    gold = ["B-PER", "O", "B-PER", "O", "B-LOC"]
+    labels = ["O", "B-PER", "B-LOC"]
+    batch = encode_words(tok, [words], [gold], labels, 16)
+    assert batch.words == [[0, None, 1, 2, 3]]
+    assert batch.labels is not None and batch.labels[0].tolist()[:4] == [1, 1, 0, 2]
+    logits = torch.nn.functional.one_hot(batch.labels.clamp_min(0), 3).float()
+    assert tags_from_logits(logits, batch, [5], labels) == [gold]
+
+
+def test_an_answer_never_keeps_the_space_before_it():
+    from xlt.tasks.head_inputs import HeadBatch
+
+    context = "alpha beta"
+    batch = HeadBatch(torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.long), example=[0])
+    batch.offsets = [[(0, 5), (5, 10)]]  # sentencepiece offsets: " beta" includes its space
+    logits = torch.zeros(1, 2, 2)
+    logits[0, 1] = 5.0
+    assert best_answers(logits, batch, [context]) == ["beta"]
+
+
+def test_a_sentence_without_entities_predicted_without_any_scores_one(specs):
+    ner = build_task("ner", specs["ner"])
+    gold = (("a", "b"), ("O", "O"))
+    assert ner.example_score(("tags", ["O", "O"]), gold) == 1.0
+    assert ner.example_score(("spans", []), gold) == 1.0
+    assert ner.example_score(("tags", ["B-PER", "O"]), gold) == 0.0
+    with pytest.raises(XLTError, match="mix head tags and generated spans"):
+        ner.score([("tags", ["O", "O"]), ("spans", [])], [gold, gold])

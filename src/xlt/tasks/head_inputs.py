@@ -23,13 +23,14 @@ class HeadBatch:
     """A head's input rows. ``example``: the example each row belongs to (several rows for one example when a
     long context is split into windows); ``words``: per row, the position of each word's first sub-token (token
     heads); ``offsets``: per row, each token's character span in the context, or None for tokens that are not
-    the context's (span heads)."""
+    the context's (span heads). A word with no sub-token of its own (a control or zero-width character that the
+    tokenizer drops) or beyond the input's length has no position: it is predicted outside any entity."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
     example: list[int] = field(default_factory=list)
-    words: list[list[int]] = field(default_factory=list)
+    words: list[list[int | None]] = field(default_factory=list)
     offsets: list[list[tuple[int, int] | None]] = field(default_factory=list)
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -76,21 +77,25 @@ def encode_words(
     special tokens are ignored by the loss), the convention of token classification on sub-word models."""
     _fast(tokenizer, "a token head")
     index = {label: i for i, label in enumerate(labels)}
-    rows, firsts, targets = [], [], []
+    rows: list[list[int]] = []
+    firsts: list[list[int | None]] = []
+    targets = []
     for n, sentence in enumerate(words):
         encoding = tokenizer(list(sentence), is_split_into_words=True, truncation=True, max_length=max_length)
         word_ids = encoding.word_ids()
-        first: list[int] = []
-        seen: set[int] = set()
+        # Each word's first sub-token, by the word's own index: a word that yields no token must not shift the
+        # words after it onto its label.
+        first: list[int | None] = [None] * len(sentence)
         for position, word in enumerate(word_ids):
-            if word is not None and word not in seen:
-                seen.add(word)
-                first.append(position)
+            if word is not None and first[word] is None:
+                first[word] = position
         rows.append(list(encoding["input_ids"]))
-        firsts.append(first)  # words cut off by max_length have no position: predicted "O"
+        firsts.append(first)
         if tags is not None:
             row = [IGNORE] * len(word_ids)
             for word, position in enumerate(first):
+                if position is None:
+                    continue
                 tag = tags[n][word]
                 if tag not in index:
                     raise XLTError(f"tag '{tag}' is not among the head's labels {list(labels)}")
@@ -109,11 +114,11 @@ def encode_words(
 def tags_from_logits(
     logits: torch.Tensor, batch: HeadBatch, lengths: Sequence[int], labels: Sequence[str]
 ) -> list[list[str]]:
-    """Each sentence's tags from its words' first sub-tokens; a word beyond the input's length is "O"."""
+    """Each sentence's tags from its words' first sub-tokens; a word without a position is "O"."""
     best = logits.argmax(-1).tolist()
     out = []
     for row, (first, length) in enumerate(zip(batch.words, lengths, strict=True)):
-        tags = [labels[best[row][position]] for position in first]
+        tags = ["O" if position is None else labels[best[row][position]] for position in first]
         out.append(tags + ["O"] * (length - len(tags)))
     return out
 
@@ -131,15 +136,32 @@ def encode_windows(
     each window's target is the answer's first and last token, or position 0 where the window does not hold the
     whole answer (the convention of SQuAD fine-tuning)."""
     _fast(tokenizer, "a span head")
-    encoding = tokenizer(
-        list(questions),
-        list(contexts),
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-    )
+    # A question keeps at most a quarter of the window (as max_query_length does in SQuAD fine-tuning), so every
+    # window holds context; the stride must be shorter than the room the longest question leaves.
+    questions = [_clipped(tokenizer, q, max(1, max_length // 4)) for q in questions]
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    longest = max((len(tokenizer(q, add_special_tokens=False)["input_ids"]) for q in questions), default=0)
+    room = max_length - longest - specials
+    if room < 2:
+        raise XLTError(
+            f"max_length {max_length} leaves no room for a context beside a question of {longest} tokens "
+            f"(raise max_length to at least {longest + specials + 8})"
+        )
+    stride = max(0, min(stride, room - 1))
+    try:
+        encoding = tokenizer(
+            list(questions),
+            list(contexts),
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+    except BaseException as exc:  # the Rust tokenizer panics (a BaseException) on what it cannot window
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise XLTError(f"cannot split a context into windows of {max_length} tokens: {exc}") from None
     rows: list[list[int]] = []
     offsets: list[list[tuple[int, int] | None]] = []
     targets: list[tuple[int, int]] = []
@@ -159,6 +181,14 @@ def encode_windows(
     if answers is not None:
         batch.labels = torch.tensor(targets, dtype=torch.long).reshape(-1, 2)
     return batch
+
+
+def _clipped(tokenizer: Any, text: str, tokens: int) -> str:
+    """``text`` cut after its first ``tokens`` tokens (through the offsets, so the kept text is the text's own)."""
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(encoding["input_ids"]) <= tokens:
+        return text
+    return text[: encoding["offset_mapping"][tokens - 1][1]]
 
 
 def _answer_positions(spans: list[tuple[int, int] | None], answer: tuple[int, str] | None) -> tuple[int, int]:
@@ -200,6 +230,11 @@ def best_answers(
             continue
         s, e = divmod(flat, width)
         a, b = spans[s][0], spans[e][1]  # type: ignore[index]
+        context = contexts[owner]
+        while a < b and context[a].isspace():  # sentencepiece offsets may take the space before a word
+            a += 1
+        while b > a and context[b - 1].isspace():
+            b -= 1
         if owner not in best or value > best[owner][0]:
             best[owner] = (value, contexts[owner][a:b])
     return [best[i][1] if i in best else "" for i in range(len(contexts))]

@@ -10,13 +10,14 @@ from typing import Any, ClassVar
 
 import torch
 
+from xlt.errors import XLTError
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import OutputType
 from xlt.tasks.data import ClassificationData, Example, TaskDataError
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.head_inputs import HeadBatch, encode_words, tags_from_logits
 from xlt.tasks.schemas import WIKIANN_TAGS
-from xlt.tasks.tagging_metrics import entity_scores, parse_spans, span_scores, spans_from_bio
+from xlt.tasks.tagging_metrics import bio_spans, entity_scores, parse_spans, span_scores, spans_from_bio
 
 
 class NERTask(FileTask):
@@ -121,12 +122,19 @@ class NERTask(FileTask):
         self, predictions: Sequence[Any], references: Sequence[Any], language: str | None = None
     ) -> dict[str, float]:
         kinds = {kind for kind, _ in predictions}
+        if len(kinds) > 1:
+            raise XLTError("NER predictions mix head tags and generated spans; score each kind on its own")
         if kinds == {"tags"}:
             return entity_scores([list(p) for _, p in predictions], [list(tags) for _, tags in references])
         gold = [spans_from_bio(tokens, tags) for tokens, tags in references]
         return span_scores([p for _, p in predictions], gold)
 
     def example_score(self, prediction: Any, reference: Any, language: str | None = None) -> float:
+        kind, predicted = prediction
+        _, tags = reference
+        found = bio_spans(predicted) if kind == "tags" else predicted
+        if not found and not bio_spans(tags):
+            return 1.0  # no entity, none predicted: right (a corpus F1 of one such sentence would say 0)
         return self.score([prediction], [reference], language)["f1"]
 
     def options_record(self) -> dict[str, Any]:

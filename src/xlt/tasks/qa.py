@@ -93,14 +93,13 @@ class QATask(FileTask):
     def encode(
         self, tokenizer: Any, rows: Sequence[Example], labels: Sequence[str], max_length: int, *, train: bool
     ) -> HeadBatch:
-        stride = min(self.stride, max(max_length // 2 - 1, 0))  # tokenizers refuse a stride near the window
         answers = [(e.starts[0] if e.starts and e.starts[0] >= 0 else e.text.find(e.label), e.label) for e in rows]
         return encode_windows(
             tokenizer,
             [e.pair or "" for e in rows],
             [e.text for e in rows],
             max_length,
-            stride,
+            self.stride,
             answers=[(s, a) if s >= 0 else None for s, a in answers] if train else None,
         )
 

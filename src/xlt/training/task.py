@@ -133,13 +133,21 @@ class TaskFormat:
     @property
     def max_new_tokens(self) -> int:
         """The longest target the task may have to generate, in tokens with its end of sequence: never a
-        library default, which would cut long answers or waste steps on short labels."""
+        library default, which would cut long answers or waste steps on short labels. Computed once per task,
+        source, tokenizer and label set (QA's training answers are tens of thousands)."""
         if self._max_new_tokens is None:
-            targets = self.task.generation_targets(self.source or "", self.labels) if self.source else None
-            texts = targets if targets else [self.task.verbalize(label) for label in self.labels]
-            if not texts:
-                raise XLTError(f"task '{self.task.name}' has no targets to bound generation by (set max_new_tokens)")
-            self._max_new_tokens = max(len(self._target(t)) for t in set(texts)) + 1
+            key = (self.source, id(self.tok), self.host.answer_prefix, tuple(self.labels))
+            known: dict[Any, int] = self.task.__dict__.setdefault("_generation_bounds", {})
+            if key not in known:
+                targets = self.task.generation_targets(self.source, self.labels) if self.source else None
+                texts = sorted(set(targets if targets else [self.task.verbalize(label) for label in self.labels]))
+                if not texts:
+                    raise XLTError(
+                        f"task '{self.task.name}' has no targets to bound generation by (set max_new_tokens)"
+                    )
+                ids = self.tok([self.host.answer_prefix + t for t in texts], add_special_tokens=False)["input_ids"]
+                known[key] = max(len(i) for i in ids) + (1 if self.eos is not None else 0) + 1
+            self._max_new_tokens = known[key]
         return self._max_new_tokens
 
     def collate(self, rows: Sequence[Example], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
