@@ -40,7 +40,7 @@ test: $(VENV)/.installed $(HF4)/.installed
 	@echo "==> tests on transformers 5.x"
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
-	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow and not no_model"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from xlt.errors import XLTError
 from xlt.tasks.qa_metrics import normalize_answer, qa_example_score, qa_scores
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 # ---- normalisation ----------------------------------------------------------------------------------------
 
 

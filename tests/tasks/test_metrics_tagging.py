@@ -17,6 +17,8 @@ from xlt.tasks.tagging_metrics import (
     spans_from_bio,
 )
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 # ---- entities of a tag sequence ---------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ from xlt.errors import XLTError
 from xlt.tasks.metrics import classification_metrics, positive_f1
 from xlt.tasks.text_metrics import chrf, exact_match, seq2seq_scores
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 # ---- exact match ------------------------------------------------------------------------------------------
 
 

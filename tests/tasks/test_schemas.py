@@ -18,6 +18,8 @@ from xlt.tasks.rows import read_rows
 from xlt.tasks.schemas import SCHEMAS, WIKIANN_TAGS, load_task_examples
 from xlt.tasks.tagging_metrics import format_spans, spans_from_bio
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 HUB = (".jsonl", ".json", ".parquet")  # the hub's types: lists and structs as such
 TABLES = (".csv", ".tsv")  # plain-text cells: lists space-separated, one QA answer
 

@@ -12,6 +12,8 @@ from test_schemas import write
 from xlt.tasks.data import TaskDataError
 from xlt.tasks.schemas import load_task_examples
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 CONTEXT = "Ann met Bob in Paris."
 QA = {"question": "Who?", "context": CONTEXT}
 NLI = {"premise": "A man eats.", "hypothesis": "Someone eats."}
