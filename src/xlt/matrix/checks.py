@@ -84,6 +84,17 @@ def check_task_data(config: MatrixConfig, tasks: dict[str, Task], log: Callable[
             cache.clear()  # read again when needed: a large training set need not stay in memory
 
 
+def _hub_reason(task: Task, language: str) -> str:
+    """Why a hub task has no data for ``language``: the registry's reason, or a fetch that did not finish."""
+    from xlt.tasks.sources import resolve
+
+    try:
+        source = resolve(str(getattr(task, "registry_task", task.name)), language)
+    except XLTError as exc:
+        return str(exc)
+    return f"{source.path} was not fetched (see the log above; check the network or the task's mirror:, then run again)"
+
+
 def check_inputs(
     config: MatrixConfig,
     tasks: dict[str, Task],
@@ -97,6 +108,10 @@ def check_inputs(
             for split in ("train", "dev"):
                 path = _task_path(task, source, split)
                 found = file_input(task_key(name, split, source), path)
+                if found is None and getattr(task, "hub", False):
+                    raise ConfigError(
+                        f"tasks.{name}: no {split} data for source '{source}': {_hub_reason(task, source)}"
+                    )
                 if found is None:
                     raise ConfigError(
                         f"tasks.{name}: the {split} file {path} for source '{source}' does not exist; fix "
