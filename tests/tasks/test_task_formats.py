@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 from training_helpers import model as tiny_model
 
 from xlt import XLTError
+from xlt.plan import Plan
 from xlt.tasks.data import Example
 from xlt.tasks.head_inputs import IGNORE, best_answers, encode_windows, encode_words, tags_from_logits
 from xlt.tasks.registry import build_task
@@ -260,3 +261,19 @@ def test_a_sentence_without_entities_predicted_without_any_scores_one(specs):
     assert ner.example_score(("tags", ["B-PER", "O"]), gold) == 0.0
     with pytest.raises(XLTError, match="mix head tags and generated spans"):
         ner.score([("tags", ["O", "O"]), ("spans", [])], [gold, gold])
+
+
+def test_beam_search_as_the_config_says_with_a_plan_per_row(specs):
+    from xlt.reps.prompt import PromptConfig
+
+    model = tiny_model("mt5")
+    model.add_language("en", PromptConfig(num_virtual_tokens=2, init="vocab"))
+    model.add_language("sw", PromptConfig(num_virtual_tokens=3, init="vocab"))
+    task = build_task("qa", specs["qa"])
+    rows = task.examples("en", "test")[:4]
+    plans = [Plan.of(language=f"{lang}/prompt") for lang in ("en", "sw", "sw", "en")]
+    beams = TaskFormat(model, task, [], 64, source="en", num_beams=3)
+    routed = beams.outputs(rows, plans=plans)[1]
+    alone = [beams.outputs([row], plan=plan)[1][0] for row, plan in zip(rows, plans, strict=True)]
+    assert routed == alone
+    assert beams.max_new_tokens == TaskFormat(model, task, [], 64, source="en").max_new_tokens
