@@ -55,7 +55,9 @@ def _nli(split: str, language: str, *, string_labels: bool = False, unlabelled: 
     return data, features
 
 
-def _qa_rows(split: str, language: str) -> list[dict]:
+def _qa_rows(split: str, language: str, *, faulty: bool = False) -> list[dict]:
+    """``faulty``: the first answer's start one character late and the third row's answer not in its context, as
+    national QA sets have them."""
     rows = []
     for i in range(GROUPS):
         context = f"Paragraph {i} of {language} {split}: the answer is word{i} here."
@@ -71,11 +73,16 @@ def _qa_rows(split: str, language: str) -> list[dict]:
                 }
             )
     rows[-1]["answers"] = {"text": [], "answer_start": []}  # unanswerable: dropped
+    if faulty:
+        rows[0]["answers"] = {"text": ["word0"], "answer_start": [rows[0]["answers"]["answer_start"][0] + 1]}
+        rows[2]["answers"] = {"text": ["elsewhere"], "answer_start": [3]}
     return rows
 
 
-def _qa(split: str, language: str, *, struct: bool = False, int_ids: bool = False) -> tuple[dict, Features]:
-    rows = _qa_rows(split, language)
+def _qa(
+    split: str, language: str, *, struct: bool = False, int_ids: bool = False, faulty: bool = False
+) -> tuple[dict, Features]:
+    rows = _qa_rows(split, language, faulty=faulty)
     data = {k: [row[k] for row in rows] for k in rows[0]}
     if int_ids:
         data["id"] = list(range(len(rows)))
@@ -97,9 +104,9 @@ def _qa(split: str, language: str, *, struct: bool = False, int_ids: bool = Fals
     return data, features
 
 
-def _squad_json(split: str, language: str) -> dict:
+def _squad_json(split: str, language: str, *, faulty: bool = False) -> dict:
     articles: dict[str, dict] = {}
-    for row in _qa_rows(split, language):
+    for row in _qa_rows(split, language, faulty=faulty):
         article = articles.setdefault(row["title"], {"title": row["title"], "paragraphs": []})
         if not article["paragraphs"] or article["paragraphs"][-1]["context"] != row["context"]:
             article["paragraphs"].append({"context": row["context"], "qas": []})
@@ -109,8 +116,11 @@ def _squad_json(split: str, language: str) -> dict:
     return {"version": "1.1", "data": list(articles.values())}
 
 
-def table(source: HubSource, split: str, *, drop: str | None = None, shuffle: int | None = None) -> Dataset:
-    """The hub split ``split`` of ``source`` as a typed ``Dataset`` (``drop``: a column left out)."""
+def table(
+    source: HubSource, split: str, *, drop: str | None = None, shuffle: int | None = None, faulty: bool = False
+) -> Dataset:
+    """The hub split ``split`` of ``source`` as a typed ``Dataset`` (``drop``: a column left out, ``faulty``: QA
+    answers off their context)."""
     language = source.language
     if source.schema == "ner":
         data, features = _ner(split, language)
@@ -119,7 +129,11 @@ def table(source: HubSource, split: str, *, drop: str | None = None, shuffle: in
         data, features = _nli(split, language, string_labels=strings, unlabelled=strings and split == "test")
     else:
         data, features = _qa(
-            split, language, struct=source.path == "Pehy/cs_sqad-3.0", int_ids="sberquad" in source.path
+            split,
+            language,
+            struct=source.path == "Pehy/cs_sqad-3.0",
+            int_ids="sberquad" in source.path,
+            faulty=faulty,
         )
     dataset = Dataset.from_dict(data, features=features)
     if drop is not None:
@@ -152,9 +166,11 @@ def write_mirror(
     skip: tuple[str, ...] = (),
     drop: str | None = None,
     shuffle: int | None = None,
+    faulty: bool = False,
 ) -> Path:
     """Write the local mirror of ``source`` under ``data_dir / source.path``; ``skip``: hub splits left out,
-    ``drop``: a column left out, ``shuffle``: a seed reordering the rows (a derived split must not care)."""
+    ``drop``: a column left out, ``shuffle``: a seed reordering the rows (a derived split must not care),
+    ``faulty``: QA answers off their context (one a character late, one not in it)."""
     root = Path(data_dir) / source.path
     root.mkdir(parents=True, exist_ok=True)
     card: dict[str | None, list[str]] = {}
@@ -165,15 +181,17 @@ def write_mirror(
             target = root / source.files[split]
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.file_format == "json":
-                target.write_text(json.dumps(_squad_json(split, source.language), ensure_ascii=False), "utf-8")
+                target.write_text(
+                    json.dumps(_squad_json(split, source.language, faulty=faulty), ensure_ascii=False), "utf-8"
+                )
             else:
-                rows = table(source, split, drop=drop, shuffle=shuffle).to_list()
+                rows = table(source, split, drop=drop, shuffle=shuffle, faulty=faulty).to_list()
                 with target.open("w", encoding="utf-8", newline="") as handle:
                     writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                     writer.writeheader()
                     writer.writerows(rows)
             continue
-        dataset = table(source, split, drop=drop, shuffle=shuffle)
+        dataset = table(source, split, drop=drop, shuffle=shuffle, faulty=faulty)
         if source.layout == "export":
             target = root / str(config) / split / "0000.parquet"
         else:

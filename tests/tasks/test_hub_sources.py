@@ -253,3 +253,87 @@ def test_the_files_read_back_with_xlt_s_schema_readers(task, language, tmp_path)
     paths = materialize(source, tmp_path / "cache", data_dir=tmp_path / "mirror")
     for split in SPLITS:
         assert len(schemas.load_task_examples(paths[split], source.schema)) == len(_rows(paths[split]))
+
+
+# ---- QA answers off their context -------------------------------------------------------------------------------
+
+
+def test_an_answer_moves_to_its_occurrence_nearest_the_given_start():
+    context = "cat sat; the cat ran; a cat hid"
+    kept, changed = hub.repair_answers(context, {"text": ["cat", "cat"], "answer_start": [13, 23]})
+    assert kept == {"text": ["cat", "cat"], "answer_start": [13, 24]} and changed == 1  # 23 -> the cat at 24
+    kept, changed = hub.repair_answers(context, {"text": ["cat", "dog", ""], "answer_start": [0, 4, 0]})
+    assert kept == {"text": ["cat"], "answer_start": [0]} and changed == 2  # not in the context, empty: dropped
+
+
+@pytest.mark.parametrize("task, language", [("qa", "ru"), ("qa", "cs"), ("qa", "te")])
+def test_qa_answers_off_their_context_are_repaired_or_their_rows_dropped(task, language, tmp_path):
+    source = resolve(task, language)
+    write_mirror(source, tmp_path / "mirror", faulty=True)
+    paths = materialize(source, tmp_path / "cache", data_dir=tmp_path / "mirror")
+    schemas = pytest.importorskip("xlt.tasks.schemas")
+    for split in SPLITS:
+        rows = _rows(paths[split])
+        _check_schema(source, rows)  # every answer_start points at its answer
+        assert "elsewhere" not in {text for row in rows for text in row["answers"]["text"]}
+        assert len(schemas.load_task_examples(paths[split], source.schema)) == len(rows)
+    manifest = json.loads((paths["train"].parent / "manifest.json").read_text())
+    if source.derive is None:
+        rows = _rows(paths["test"])
+        assert len(rows) == 22  # 24 written: one unanswerable, one whose answer is not in its context
+        assert rows[0]["answers"]["answer_start"] == [rows[0]["context"].index("word0")]  # one character late
+        assert manifest["dropped"]["test"] == 2 and manifest["repaired"]["test"] == 1
+    else:
+        before = f"{source.derive.source} (before deriving)"
+        assert manifest["dropped"][before] == 2 and manifest["repaired"][before] == 1
+
+
+# ---- big sources are streamed ---------------------------------------------------------------------------------
+
+
+def test_the_big_sources_are_streamed_and_read_the_same_rows(tmp_path):
+    big = {key for key, source in SOURCES.items() if hub.streams(source)}
+    assert ("nli", "de") in big and ("qa", "en") in big and ("qa", "de") in big
+    assert ("ner", "de") not in big and ("qa", "el") not in big
+    for key in [("nli", "de"), ("qa", "de")]:
+        source = SOURCES[key]
+        write_mirror(source, tmp_path / "mirror")
+        plain = materialize(source, tmp_path / "a", data_dir=tmp_path / "mirror")
+        streamed = materialize(source, tmp_path / "b", data_dir=tmp_path / "mirror", streaming=True)
+        for split in SPLITS:
+            assert plain[split].read_bytes() == streamed[split].read_bytes(), (key, split)
+
+
+# ---- a hub task's prepare -------------------------------------------------------------------------------------
+
+
+def test_prepare_fetches_what_the_manifest_does_not_vouch_for_and_streams_the_big_sources(tmp_path, monkeypatch):
+    from xlt.tasks.nli import NLITask
+
+    for language in ("sl", "de"):
+        write_mirror(resolve("nli", language), tmp_path / "mirror")
+    task = NLITask("nli", hub=True, cache_dir=tmp_path / "cache", mirror=tmp_path / "mirror")
+    calls: list[tuple[str, bool]] = []
+    real = hub.materialize
+
+    def recording(source, cache_dir, **options):
+        calls.append((source.language, options.get("streaming", False)))
+        return real(source, cache_dir, **options)
+
+    monkeypatch.setattr(hub, "materialize", recording)
+    messages: list[str] = []
+    task.prepare(["sl", "de", "fr"], messages.append)
+    assert calls == [("sl", False), ("de", True)]  # XNLI is read as a stream
+    assert any(m.startswith("task 'nli' fr: ") and "no source for language 'fr'" in m for m in messages)
+    calls.clear()
+    task.prepare(["sl", "de"], messages.append)
+    assert calls == []  # the manifests vouch for both
+    # The registry's entry for sl changed since its files were written: they are fetched again, not reused.
+    manifest = tmp_path / "cache" / "nli" / "sl" / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["source"]["revision"] = "an-older-revision"
+    manifest.write_text(json.dumps(record))
+    assert all(task.path("sl", split).is_file() for split in SPLITS)
+    task.prepare(["sl", "de"], messages.append)
+    assert calls == [("sl", False)]
+    assert cached(resolve("nli", "sl"), tmp_path / "cache")

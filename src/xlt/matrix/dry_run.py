@@ -5,6 +5,10 @@ The compute estimate is stated with its source: training throughput measured wit
 (``benchmarks/README.md``: span corruption on an mT5-small-shaped model with a 50-token prompt, fp32, 91,653
 input tokens per second), scaled to the config's model by the ratio of the matrix multiplications per input
 token of the two shapes. It is an estimate for planning, not a measurement of the config's model.
+
+Evaluation (each cell's test set, and the dev set every ``eval_every`` steps of task training) is counted from the
+row counts of the files that exist (fetched hub data, local files), and at ``ASSUMED_EXAMPLES`` rows a set where
+the file does not exist yet; the note says how many cells and task runs that assumption covers.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xlt.errors import XLTError
 from xlt.matrix.checks import model_path, resolved_spec
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration, resolve_configurations
-from xlt.tasks.base import Task
+from xlt.tasks.base import Split, Task
 from xlt.tasks.registry import build_task
 
 # The measurement the estimate scales from: device, model shape, input tokens per second (fp32, xlt's side).
@@ -54,7 +59,9 @@ KNOWN_SHAPES: dict[str, dict[str, Any]] = {
     },
 }
 TARGET_TOKENS = 58  # span corruption's targets per 256 input tokens (noise 0.15, mean span 3)
-ASSUMED_TEST_EXAMPLES = 1000  # per cell, where the test sets are not fetched yet
+ASSUMED_EXAMPLES = 1000  # rows of a test or dev set whose file is not there yet (not fetched, not written)
+# Evaluation is forward passes only: about a third of a training step's work per token.
+FORWARD_SHARE = 1 / 3
 
 
 @dataclass
@@ -164,7 +171,8 @@ def plan(config: MatrixConfig) -> DryRun:
     result.cells = len(tasks) * len(config.sources) * len(targets) * len(configurations) * len(config.seeds)
     _downloads(config, tasks, language_pairs, result)
     if shape is not None:
-        _estimate(config, tasks, shape, result)
+        per_test_set = len(config.sources) * len(configurations) * len(config.seeds)  # cells sharing a test set
+        _estimate(config, tasks, shape, per_test_set, result)
     else:
         result.notes.append("no compute estimate: the model's shape is unknown offline (fetch its config.json)")
     return result
@@ -208,22 +216,86 @@ def _downloads(
             result.needs.append(f"task {name} test files for {', '.join(missing)} (their cells are reported missing)")
 
 
-def _estimate(config: MatrixConfig, tasks: dict[str, Task], shape: dict[str, Any], result: DryRun) -> None:
+def count_rows(path: Path) -> int | None:
+    """The examples in a task file, where that is cheap to know: the non-empty lines of JSONL, of CSV / TSV less
+    their header, a parquet file's row count from its metadata; None for a file that is not there or not one of
+    these (a CSV field running over several lines is counted once per line: an estimate, not a reading)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.read_metadata(path).num_rows)
+        if suffix in (".jsonl", ".csv", ".tsv"):
+            with path.open("rb") as handle:
+                lines = sum(1 for line in handle if line.strip())
+            return max(0, lines - 1) if suffix in (".csv", ".tsv") else lines
+    except Exception:  # unreadable or not parquet after all: the matrix itself will name it; the estimate assumes
+        return None
+    return None
+
+
+def _rows_of(task: Task, language: str, split: Split) -> int | None:
+    try:
+        return count_rows(Path(task.path(language, split)))
+    except XLTError:  # a language code no file can be named by: its cells report it
+        return None
+
+
+def _dev_evaluations(steps: int, every: int) -> int:
+    """How many times task training evaluates on dev: every ``every`` steps and at the last step (as the loop
+    does), never with ``every`` 0."""
+    if every <= 0 or steps <= 0:
+        return 0
+    return steps // every + (1 if steps % every else 0)
+
+
+def _estimate(
+    config: MatrixConfig, tasks: dict[str, Task], shape: dict[str, Any], per_test_set: int, result: DryRun
+) -> None:
     speed = MEASURED_TOKENS_PER_S * _flops_per_input_token(MT5_SMALL) / _flops_per_input_token(shape)
     lt, tt = config.language_training, config.task_training
     language_tokens = len(result.language_runs) * lt.train.steps * lt.train.batch_size * lt.objective.max_length
     # Task inputs are padded to their batch's longest row: the paper's 256 bounds them from above.
     task_tokens = len(result.task_runs) * tt.train.steps * tt.train.batch_size * tt.max_length
-    # Evaluation: forward passes only (about a third of a training step's work) over every cell's test set.
-    eval_tokens = result.cells * ASSUMED_TEST_EXAMPLES * tt.max_length / 3
+    # Evaluation: forward passes over every cell's test set; a test set serves all cells of its (task, target).
+    test_examples, assumed_cells = 0, 0
+    for task in tasks.values():
+        for target in config.target_languages():
+            rows = _rows_of(task, target, "test")
+            if rows is None:
+                rows, assumed_cells = ASSUMED_EXAMPLES, assumed_cells + per_test_set
+            test_examples += rows * per_test_set
+    eval_tokens = test_examples * tt.max_length * FORWARD_SHARE
+    # Dev evaluation: forward passes over the source's dev set, every eval_every steps of each task run.
+    evaluations = _dev_evaluations(tt.train.steps, tt.train.eval_every)
+    dev_examples, assumed_runs = 0, 0
+    if evaluations:
+        for name, source, _, _ in result.task_runs:
+            rows = _rows_of(tasks[name], source, "dev")
+            if rows is None:
+                rows, assumed_runs = ASSUMED_EXAMPLES, assumed_runs + 1
+            dev_examples += rows * evaluations
+    dev_tokens = dev_examples * tt.max_length * FORWARD_SHARE
     result.gpu_hours = {
         "language": language_tokens / speed / 3600,
         "task": task_tokens / speed / 3600,
+        "dev evaluation": dev_tokens / speed / 3600,
         "evaluation": eval_tokens / speed / 3600,
     }
+    dev_note = (
+        f"dev evaluation {evaluations} times per task run, {assumed_runs} of {len(result.task_runs)} task runs "
+        f"at {ASSUMED_EXAMPLES} dev examples (dev set not there yet)"
+        if evaluations
+        else "no dev evaluation (eval_every 0)"
+    )
     result.notes.append(
         f"estimated at {speed:,.0f} input tokens/s: {MEASURED_TOKENS_PER_S:,.0f} measured with xlt on "
         f"{MEASURED_DEVICE} (mT5-small shape, span corruption, fp32; benchmarks/README.md), scaled by the "
-        "model's matrix multiplications per token; task inputs counted at max_length, evaluation at "
-        f"{ASSUMED_TEST_EXAMPLES} examples per cell with generation steps not counted"
+        "model's matrix multiplications per token; task inputs counted at max_length, evaluation at the test "
+        f"sets' row counts, {assumed_cells} of {result.cells} cells at {ASSUMED_EXAMPLES} examples (test set not "
+        f"there yet), with generation steps not counted; {dev_note}"
     )

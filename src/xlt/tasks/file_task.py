@@ -85,25 +85,26 @@ class FileTask(Task):
         return self.cache_dir / str(self.registry_task) / language / f"{split}.jsonl"
 
     def prepare(self, languages: Sequence[str], log: Callable[[str], None] = print) -> None:
-        """Fetch the registry's datasets of ``languages`` that are not in the cache yet (hub tasks only); a
-        language the registry has no source for is reported by its cells."""
+        """Fetch the registry's datasets of ``languages`` whose cache does not hold exactly the registry's current
+        source (hub tasks only; the manifest decides, so a changed registry entry is fetched again rather than its
+        old files reused); a language the registry has no source for is reported by its cells."""
         if not self.hub:
             return
-        from xlt.tasks.hub import materialize
+        from xlt.tasks.hub import cached, materialize, streams
         from xlt.tasks.sources import resolve
 
         assert self.cache_dir is not None and self.registry_task is not None
         for language in languages:
-            if all(self.path(language, s).is_file() for s in SPLITS):
-                continue
             try:
                 source = resolve(self.registry_task, language)
             except XLTError as exc:
                 log(f"task '{self.name}' {language}: {exc}")
                 continue
+            if cached(source, self.cache_dir):
+                continue
             log(f"task '{self.name}' {language}: fetching {source.path}{'/' + source.name if source.name else ''}")
             try:
-                materialize(source, self.cache_dir, data_dir=self.mirror)
+                materialize(source, self.cache_dir, data_dir=self.mirror, streaming=streams(source))
             except XLTError as exc:  # a source language's training files are then missing: that stops the run
                 log(f"task '{self.name}' {language}: {exc}")
 

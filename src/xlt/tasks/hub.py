@@ -6,9 +6,15 @@
 * ``nli``: ``{"premise": str, "hypothesis": str, "label": "entailment" | "neutral" | "contradiction"}``
 * ``qa``: ``{"id": str, "question": str, "context": str, "answers": {"text": [str], "answer_start": [int]}}``
 
-with ``manifest.json`` beside them (the source, its revision, row counts, rows dropped, the seed). A second call
-with the same source finds the manifest and loads nothing. Every file is written atomically and the manifest last,
-so an interrupted run is redone, never half-used.
+with ``manifest.json`` beside them (the source, its revision, row counts, rows dropped, QA answers repaired, the
+seed). A second call with the same source finds the manifest and loads nothing. Every file is written atomically
+and the manifest last, so an interrupted run is redone, never half-used.
+
+QA answers are repaired on the way: national QA sets hold answers whose ``answer_start`` is a few characters off,
+and xlt's schema reader refuses a whole file at the first such answer. An answer found at its start is kept; one
+found elsewhere in its context moves to the occurrence nearest its start; one not in its context is dropped, and a
+row left with no answer with it. The manifest counts both (``repaired``: answers moved, or dropped from a row that
+keeps another; ``dropped``: rows).
 
 The same code reads the hub and a local mirror: with ``data_dir``, ``data_dir / source.path`` is a directory laid
 out like the hub repository (a ``huggingface-cli download --repo-type dataset`` of it, with
@@ -29,13 +35,23 @@ from xlt.formats.atomic import atomic_write, atomic_write_text, make_dir
 from xlt.tasks.sources import NLI_LABELS, SPLITS, HubSource, resolve
 
 MANIFEST = "manifest.json"
-# Bumped when the written files change meaning, so an older cache is rebuilt rather than reused.
-FORMAT = 1
+# Bumped when the written files change meaning, so an older cache is rebuilt rather than reused
+# (2: QA answers repaired, so a cache holding an answer off its context is not kept).
+FORMAT = 2
+# Hub repositories big enough that reading them as streams pays (rows are then never written as Arrow files by
+# ``datasets`` beside xlt's JSONL): XNLI's train is 392k rows per language, SQuAD's 87.6k, MLQA's translate-train
+# ~80k. The others hold at most a few tens of thousands of rows and load faster whole.
+LARGE = frozenset({"facebook/xnli", "rajpurkar/squad", "facebook/mlqa"})
 
 
 def default_cache_dir() -> Path:
     """``$XLT_CACHE/tasks``, or ``~/.cache/xlt/tasks``."""
     return Path(os.environ.get("XLT_CACHE") or Path.home() / ".cache" / "xlt") / "tasks"
+
+
+def streams(source: HubSource) -> bool:
+    """Whether ``source`` is read as a stream (its repository is in ``LARGE``)."""
+    return source.path in LARGE
 
 
 def _where(source: HubSource, config: str | None) -> str:
@@ -112,7 +128,9 @@ def _class_names(feature: Any) -> list[str] | None:
 # ---- conversion -------------------------------------------------------------------------------------------------
 
 
-def _ner_rows(source: HubSource, rows: Iterable[Mapping], features: Mapping) -> Iterator[dict | None]:
+def _ner_rows(
+    source: HubSource, rows: Iterable[Mapping], features: Mapping, tally: dict[str, int]
+) -> Iterator[dict | None]:
     tokens_col, tags_col = source.columns["tokens"], source.columns["ner_tags"]
     names = _class_names(features.get(tags_col)) or list(source.label_names or ())
     for row in rows:
@@ -127,7 +145,9 @@ def _ner_rows(source: HubSource, rows: Iterable[Mapping], features: Mapping) -> 
         yield {"tokens": [str(t) for t in row[tokens_col]], "ner_tags": [str(t) for t in tags]}
 
 
-def _nli_rows(source: HubSource, rows: Iterable[Mapping], features: Mapping) -> Iterator[dict | None]:
+def _nli_rows(
+    source: HubSource, rows: Iterable[Mapping], features: Mapping, tally: dict[str, int]
+) -> Iterator[dict | None]:
     cols = source.columns
     names = _class_names(features.get(cols["label"])) or list(source.label_names or ())
     for row in rows:
@@ -171,17 +191,58 @@ def _flatten(rows: Iterable[Mapping]) -> Iterator[dict]:
                 }
 
 
-def _qa_rows(source: HubSource, rows: Iterable[Mapping], features: Mapping) -> Iterator[dict | None]:
+def repair_answers(context: str, answers: Mapping[str, list]) -> tuple[dict[str, list], int]:
+    """``answers`` with every ``answer_start`` pointing at its text in ``context``, and how many answers were
+    changed: an answer found at its start is kept, one found elsewhere moves to the occurrence nearest its start
+    (the earlier on a tie), one not in the context at all (or empty) is dropped."""
+    texts: list[str] = []
+    starts: list[int] = []
+    changed = 0
+    given = list(answers["answer_start"])
+    for index, text in enumerate(answers["text"]):
+        start = given[index] if index < len(given) else -1
+        if text and start >= 0 and context[start : start + len(text)] == text:
+            texts.append(text)
+            starts.append(start)
+            continue
+        changed += 1
+        found = _occurrences(context, text) if text else []
+        if found:
+            texts.append(text)
+            starts.append(min(found, key=lambda at: (abs(at - start), at)))
+    return {"text": texts, "answer_start": starts}, changed
+
+
+def _occurrences(context: str, text: str) -> list[int]:
+    found, at = [], context.find(text)
+    while at != -1:
+        found.append(at)
+        at = context.find(text, at + 1)
+    return found
+
+
+def _qa_rows(
+    source: HubSource, rows: Iterable[Mapping], features: Mapping, tally: dict[str, int]
+) -> Iterator[dict | None]:
     cols = source.columns
     for row in rows:
         answers = _answers(row[cols["answers"]])
         if not answers["text"]:
             yield None  # unanswerable (SQuAD 2.0) or unannotated
             continue
+        context = row[cols["context"]]
+        if not isinstance(context, str):
+            yield None  # a row without a context has nothing to answer from
+            continue
+        answers, changed = repair_answers(context, answers)
+        if not answers["text"]:
+            yield None  # no answer occurs in the context: counted as a dropped row, not as repaired answers
+            continue
+        tally["repaired"] = tally.get("repaired", 0) + changed
         yield {
             "id": str(row[cols["id"]]),
             "question": row[cols["question"]],
-            "context": row[cols["context"]],
+            "context": context,
             "answers": answers,
         }
 
@@ -191,13 +252,14 @@ _CONVERT = {"ner": _ner_rows, "nli": _nli_rows, "qa": _qa_rows}
 
 def _converted(
     source: HubSource, config: str | None, split: str, data_dir: Path | None, streaming: bool
-) -> tuple[list[dict], int]:
-    """The hub split in xlt's schema, and how many rows were dropped (unlabelled, unanswerable)."""
+) -> tuple[list[dict], int, int]:
+    """The hub split in xlt's schema, how many rows were dropped (unlabelled, unanswerable, no answer in the
+    context) and how many QA answers were repaired."""
     dataset = _load(source, config, split, data_dir, streaming)
     rows: Iterable[Mapping] = iter(dataset)
     first = next(rows, None)
     if first is None:
-        return [], 0
+        return [], 0, 0
     rows = _chain(first, rows)
     have = _columns(dataset, first)
     if source.nested:
@@ -205,12 +267,13 @@ def _converted(
         rows, have = _flatten(rows), ["id", "question", "context", "answers"]
     _check_columns(source, config, split, have, source.columns.values())
     kept, dropped = [], 0
-    for row in _CONVERT[source.schema](source, rows, _features(dataset)):
+    tally: dict[str, int] = {}
+    for row in _CONVERT[source.schema](source, rows, _features(dataset), tally):
         if row is None:
             dropped += 1
         else:
             kept.append(row)
-    return kept, dropped
+    return kept, dropped, tally.get("repaired", 0)
 
 
 def _chain(first: Mapping, rest: Iterator[Mapping]) -> Iterator[Mapping]:
@@ -291,19 +354,21 @@ def materialize(
     split -> path. Reuses a complete earlier write of the same source without loading anything.
 
     ``streaming`` reads the hub splits as streams (rows are never cached as Arrow files by ``datasets``): worth it
-    for the big ones (XNLI train, 392k rows per language; SQuAD train, 87.6k; MLQA translate-train, ~80k).
+    for the big ones (XNLI train, 392k rows per language; SQuAD train, 87.6k; MLQA translate-train, ~80k), which
+    ``streams(source)`` names.
     """
     paths = cache_paths(source, cache_dir)
     if cached(source, cache_dir):
         return paths
-    loaded: dict[tuple[str | None, str], tuple[list[dict], int]] = {}
+    loaded: dict[tuple[str | None, str], tuple[list[dict], int, int]] = {}
     for config, split in source.reads():
         loaded[(config, split)] = _converted(source, config, split, data_dir, streaming)
     out: dict[str, list[dict]] = {}
     dropped: dict[str, int] = {}
+    repaired: dict[str, int] = {}
     derived: dict[str, list] = {}
     if source.derive:
-        rows, _ = loaded[(source.name, source.derive.source)]
+        rows, _, _ = loaded[(source.name, source.derive.source)]
         derived = split_rows(rows, source.derive.fractions, source.derive.seed, source.derive.key)
     for split in SPLITS:
         hub = source.splits.get(split)
@@ -311,12 +376,13 @@ def materialize(
             out[split] = derived[split]
             continue
         config = source.config_for(split)
-        rows, dropped[split] = loaded[(config, hub)]
+        rows, dropped[split], repaired[split] = loaded[(config, hub)]
         if source.derive and (config, hub) == (source.name, source.derive.source):
             rows = derived[""]  # what the derived splits left of the hub split this one also reads
         out[split] = rows
     if source.derive:
-        dropped[f"{source.derive.source} (before deriving)"] = loaded[(source.name, source.derive.source)][1]
+        before = f"{source.derive.source} (before deriving)"
+        _, dropped[before], repaired[before] = loaded[(source.name, source.derive.source)]
     manifest = _manifest_path(source, cache_dir)
     make_dir(manifest.parent)
     manifest.unlink(missing_ok=True)  # the old manifest must not vouch for files being replaced
@@ -329,6 +395,7 @@ def materialize(
         "data_dir": str(data_dir) if data_dir is not None else None,
         "rows": {split: len(rows) for split, rows in out.items()},
         "dropped": dropped,
+        "repaired": repaired,
         "seed": source.derive.seed if source.derive else None,
     }
     atomic_write_text(manifest, json.dumps(record, indent=2, ensure_ascii=False) + "\n")

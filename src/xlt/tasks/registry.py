@@ -34,7 +34,9 @@ def emoji_task() -> TextClassificationTask:
 
 
 def paper_task(kind: type[QATask | NERTask | NLITask], name: str) -> Callable[[], Task]:
-    """The paper's task ``name`` on the public datasets of the registry (fetched into the matrix's ``data/``)."""
+    """The paper's task ``name`` on the public datasets of the registry, fetched once into ``$XLT_CACHE/tasks``
+    (default ``~/.cache/xlt/tasks``) and shared by every run; a task spec with ``hub: true`` chooses another
+    ``cache_dir:``, and ``mirror:`` (a local copy of the hub repositories) for an offline machine."""
     return lambda: kind(name, hub=True)
 
 
