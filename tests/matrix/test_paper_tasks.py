@@ -129,3 +129,16 @@ def test_the_registrys_datasets_run_through_the_matrix(tmp_path, monkeypatch):
         tuple(m.split(":")[0].replace("task '", "").replace("'", "").split()) for m in messages if "fetching" in m
     }
     assert fetched == missing
+
+
+def test_a_source_the_registry_does_not_cover_is_one_error_before_anything_runs(tmp_path):
+    from xlt import XLTError
+
+    spec = world(tmp_path, "bert", languages=["bg", "en"])
+    spec["tasks"] = {
+        "qa": {"type": "qa", "hub": True, "mirror": str(tmp_path / "none"), "cache_dir": str(tmp_path / "c")}
+    }
+    spec["sources"] = ["bg"]
+    with pytest.raises(XLTError, match=r"tasks\.qa: no train data for source 'bg': qa has no source for language 'bg'"):
+        run_matrix(load_config(spec), log=lambda _: None, report=False)
+    assert not (tmp_path / "out").exists()

@@ -12,6 +12,8 @@ from xlt.cli import main
 from xlt.errors import XLTError
 from xlt.matrix.worst import worst_examples
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 
 def _example(id_: str, score: float | None, **extra) -> dict:
     return {"id": id_, "input": f"input {id_}", "reference": "ref", "generation": None, "prediction": "p",

@@ -28,6 +28,8 @@ from xlt.tasks.sources import (
     sources_for,
 )
 
+pytestmark = pytest.mark.no_model  # no model, no transformers: run once, under transformers 5.x
+
 
 @pytest.fixture(autouse=True)
 def _offline_and_private_cache(tmp_path, monkeypatch):
