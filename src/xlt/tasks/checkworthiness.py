@@ -3,7 +3,7 @@ private; any binary claim dataset fits (local files, ``type: checkworthiness``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,10 @@ class CheckworthinessTask(FileTask):
         *,
         positive: str | int | None = None,
         labels: list[str] | None = None,
-        template: str | None = None,
-        init_text: str | None = None,
-        fields: Mapping[str, str] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(name, train, dev, test, template=template, init_text=init_text, fields=fields)
+        """``common``: ``FileTask``'s options (template, init_text, fields)."""
+        super().__init__(name, train, dev, test, **common)
         self.positive = None if positive is None else str(positive)
         self.declared = label_list(labels) if labels is not None else None
         self.metric = "f1"

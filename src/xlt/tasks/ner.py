@@ -4,7 +4,7 @@ word from a token head with labels on first sub-tokens (scored by entity-level F
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,26 +39,11 @@ class NERTask(FileTask):
         dev: str | Path | None = None,
         test: str | Path | None = None,
         *,
-        hub: bool = False,
-        cache_dir: str | Path | None = None,
-        mirror: str | Path | None = None,
-        template: str | None = None,
-        init_text: str | None = None,
-        fields: Mapping[str, str] | None = None,
         tag_names: list[str] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            name,
-            train,
-            dev,
-            test,
-            hub=hub,
-            cache_dir=cache_dir,
-            mirror=mirror,
-            template=template,
-            init_text=init_text,
-            fields=fields,
-        )
+        """``common``: ``FileTask``'s options (hub, cache_dir, mirror, template, init_text, fields)."""
+        super().__init__(name, train, dev, test, **common)
         self.tag_names = list(tag_names) if tag_names is not None else list(WIKIANN_TAGS)
 
     def read_options(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ the best-scoring answer across all windows mapped back to the context's own char
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,27 +41,12 @@ class QATask(FileTask):
         dev: str | Path | None = None,
         test: str | Path | None = None,
         *,
-        hub: bool = False,
-        cache_dir: str | Path | None = None,
-        mirror: str | Path | None = None,
-        template: str | None = None,
-        init_text: str | None = None,
-        fields: Mapping[str, str] | None = None,
         stride: int = 32,
         max_answer_tokens: int = 30,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            name,
-            train,
-            dev,
-            test,
-            hub=hub,
-            cache_dir=cache_dir,
-            mirror=mirror,
-            template=template,
-            init_text=init_text,
-            fields=fields,
-        )
+        """``common``: ``FileTask``'s options (hub, cache_dir, mirror, template, init_text, fields)."""
+        super().__init__(name, train, dev, test, **common)
         if not isinstance(stride, int) or stride < 0:
             raise TaskDataError(f"task '{name}': stride must be an integer >= 0, got {stride!r}")
         if not isinstance(max_answer_tokens, int) or max_answer_tokens < 1:

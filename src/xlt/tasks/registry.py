@@ -63,6 +63,22 @@ def register_task_type(name: str, factory: Callable[..., Task]) -> None:
     TASK_TYPES[name] = factory
 
 
+def task_options(factory: Callable[..., Task]) -> list[str]:
+    """The options a task type takes: its own parameters and, where it passes ``**options`` on to its base class,
+    the base's, up the class hierarchy."""
+    names: set[str] = set()
+    chain = factory.__mro__ if isinstance(factory, type) else (factory,)
+    for owner in chain:
+        target = owner.__init__ if isinstance(owner, type) else owner  # type: ignore[misc]
+        if isinstance(owner, type) and "__init__" not in owner.__dict__:
+            continue
+        parameters = inspect.signature(target).parameters
+        names |= {p.name for p in parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return sorted(names - {"self", "name"})
+
+
 def build_task(name: str, spec: str | dict[str, Any]) -> Task:
     """``"builtin"`` (or the built-in's own name) or ``{"type": "classification", "train": ..., ...}``."""
     if isinstance(spec, str):
@@ -77,7 +93,7 @@ def build_task(name: str, spec: str | dict[str, Any]) -> Task:
     if kind not in TASK_TYPES:
         raise XLTError(f"tasks.{name}.type: unknown task type '{kind}' (allowed: {', '.join(sorted(TASK_TYPES))})")
     factory = TASK_TYPES[kind]
-    allowed = sorted(p for p in inspect.signature(factory).parameters if p not in ("self", "name"))
+    allowed = task_options(factory)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise XLTError(f"tasks.{name}: unknown option(s) {unknown} (allowed: {', '.join(['type', *allowed])})")

@@ -3,7 +3,7 @@ chrF; the task users bring their own generation tasks with."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,12 +32,11 @@ class Seq2SeqTask(FileTask):
         dev: str | Path | None = None,
         test: str | Path | None = None,
         *,
-        template: str | None = None,
-        init_text: str | None = None,
-        fields: Mapping[str, str] | None = None,
         metric: str = "chrf",
+        **common: Any,
     ) -> None:
-        super().__init__(name, train, dev, test, template=template, init_text=init_text, fields=fields)
+        """``common``: ``FileTask``'s options (template, init_text, fields)."""
+        super().__init__(name, train, dev, test, **common)
         if metric not in METRICS:
             raise TaskDataError(f"task '{name}': metric must be one of {', '.join(METRICS)}, got {metric!r}")
         self.metric = metric
