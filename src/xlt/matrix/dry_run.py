@@ -30,33 +30,15 @@ MEASURED_DEVICE = "one NVIDIA H200"
 MEASURED_TOKENS_PER_S = 91_653.0
 MT5_SMALL = {"d_model": 512, "d_ff": 1024, "num_layers": 8, "num_decoder_layers": 8, "inner": 384, "vocab": 250_112}
 # Shapes of well-known models, for a dry run that cannot read the model's config.json (not downloaded yet).
+MT5_BASE = {"d_model": 768, "d_ff": 2048, "num_layers": 12, "num_decoder_layers": 12, "inner": 768, "vocab": 250_112}
+MT5_LARGE = {"d_model": 1024, "d_ff": 2816, "num_layers": 24, "num_decoder_layers": 24, "inner": 1024, "vocab": 250_112}
 KNOWN_SHAPES: dict[str, dict[str, Any]] = {
     "bigscience/mt0-small": MT5_SMALL,
     "google/mt5-small": MT5_SMALL,
-    "bigscience/mt0-base": {
-        "d_model": 768,
-        "d_ff": 2048,
-        "num_layers": 12,
-        "num_decoder_layers": 12,
-        "inner": 768,
-        "vocab": 250_112,
-    },
-    "google/mt5-base": {
-        "d_model": 768,
-        "d_ff": 2048,
-        "num_layers": 12,
-        "num_decoder_layers": 12,
-        "inner": 768,
-        "vocab": 250_112,
-    },
-    "bigscience/mt0-large": {
-        "d_model": 1024,
-        "d_ff": 2816,
-        "num_layers": 24,
-        "num_decoder_layers": 24,
-        "inner": 1024,
-        "vocab": 250_112,
-    },
+    "bigscience/mt0-base": MT5_BASE,
+    "google/mt5-base": MT5_BASE,
+    "bigscience/mt0-large": MT5_LARGE,
+    "google/mt5-large": MT5_LARGE,
 }
 TARGET_TOKENS = 58  # span corruption's targets per 256 input tokens (noise 0.15, mean span 3)
 ASSUMED_EXAMPLES = 1000  # rows of a test or dev set whose file is not there yet (not fetched, not written)
