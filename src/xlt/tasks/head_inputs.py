@@ -166,8 +166,9 @@ def encode_windows(
     offsets: list[list[tuple[int, int] | None]] = []
     targets: list[tuple[int, int]] = []
     example = [int(i) for i in encoding["overflow_to_sample_mapping"]]
+    firsts = {owner: example.index(owner) for owner in set(example)}
     for window, owner in enumerate(example):
-        sequence = encoding.sequence_ids(window)
+        sequence = _sequence_ids(encoding, window, firsts[owner])
         spans = [
             (int(a), int(b)) if part == 1 else None
             for part, (a, b) in zip(sequence, encoding["offset_mapping"][window], strict=True)
@@ -181,6 +182,21 @@ def encode_windows(
     if answers is not None:
         batch.labels = torch.tensor(targets, dtype=torch.long).reshape(-1, 2)
     return batch
+
+
+def _sequence_ids(encoding: Any, window: int, first: int) -> list[int | None]:
+    """Which part of the pair each token of ``window`` is (0 question, 1 context, None special). Older
+    ``tokenizers`` releases lose these ids on overflowing windows of a tokenizer without a pair template; every
+    window of a sample then has its first window's question prefix and special suffix around the context."""
+    ids = list(encoding.sequence_ids(window))
+    if 1 in ids or window == first:
+        return ids
+    layout = list(encoding.sequence_ids(first))
+    if 1 not in layout:
+        return ids
+    start = layout.index(1)
+    suffix = len(layout) - 1 - max(i for i, part in enumerate(layout) if part == 1)
+    return layout[:start] + [1] * (len(ids) - start - suffix) + layout[len(layout) - suffix :]
 
 
 def _clipped(tokenizer: Any, text: str, tokens: int) -> str:
