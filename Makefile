@@ -8,7 +8,7 @@ PIP_QUIET ?= -q
 # Test processes side by side (pytest-xdist): the suite's long tests then overlap on a 2-core machine.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install environments clean
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> installing xlt into $(VENV) (transformers 5.x)"
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # A second environment on transformers 4.57 with AdapterHub (which pins it), used as a test oracle.
-$(HF4)/.installed: pyproject.toml $(VENV)/.installed
+$(HF4)/.installed: pyproject.toml
 	@echo "==> installing the transformers 4.57 + AdapterHub test environment into $(HF4)"
 	$(PYTHON) -m venv $(HF4)
 	$(HF4)/bin/pip install $(PIP_QUIET) --upgrade pip
@@ -35,12 +35,16 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed $(HF4)/.installed
+# The two environments install side by side (pip waits on the network and the disk as much as on a core).
+environments:
+	$(MAKE) -j2 --no-print-directory $(VENV)/.installed $(HF4)/.installed
+
+test: environments
 	$(VENV)/bin/ruff check .
 	@echo "==> tests on transformers 5.x"
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
-	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow and not no_model"
+	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not no_model"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
