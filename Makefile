@@ -7,6 +7,8 @@ HF4 := $(VENV)/hf457
 PIP_QUIET ?= -q
 # Test processes side by side (pytest-xdist): the suite's long tests then overlap on a 2-core machine.
 TEST_WORKERS ?= 2
+# The two test environments install side by side.
+SETUP_JOBS ?= 2
 
 .PHONY: demo test lint install environments clean
 
@@ -37,7 +39,7 @@ lint: $(VENV)/.installed
 
 # The two environments install side by side (pip waits on the network and the disk as much as on a core).
 environments:
-	$(MAKE) -j2 --no-print-directory $(VENV)/.installed $(HF4)/.installed
+	$(MAKE) -j$(SETUP_JOBS) -O --no-print-directory $(VENV)/.installed $(HF4)/.installed
 
 test: environments
 	$(VENV)/bin/ruff check .

@@ -98,7 +98,9 @@ def test_rows_are_counted_from_jsonl_csv_tsv_and_parquet_metadata(tmp_path):
     (tmp_path / "a.csv").write_text("text,label\na,1\nb,0\n\n")
     (tmp_path / "a.tsv").write_text("text\tlabel\na\t1\n")
     pq.write_table(pa.table({"x": list(range(7))}), tmp_path / "a.parquet")
-    (tmp_path / "a.json").write_text("[]")
-    counts = {name: count_rows(tmp_path / name) for name in ("a.jsonl", "a.csv", "a.tsv", "a.parquet", "a.json")}
-    assert counts == {"a.jsonl": 3, "a.csv": 2, "a.tsv": 1, "a.parquet": 7, "a.json": None}
+    (tmp_path / "a.json").write_text('{"x": 1}\n')  # JSON lines, as the reader reads .json
+    (tmp_path / "a.txt").write_text("a\n")
+    names = ("a.jsonl", "a.csv", "a.tsv", "a.parquet", "a.json", "a.txt")
+    counts = {name: count_rows(tmp_path / name) for name in names}
+    assert counts == {"a.jsonl": 3, "a.csv": 2, "a.tsv": 1, "a.parquet": 7, "a.json": 1, "a.txt": None}
     assert count_rows(tmp_path / "missing.jsonl") is None

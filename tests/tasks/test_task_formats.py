@@ -277,3 +277,15 @@ def test_beam_search_as_the_config_says_with_a_plan_per_row(specs):
     alone = [beams.outputs([row], plan=plan)[1][0] for row, plan in zip(rows, plans, strict=True)]
     assert routed == alone
     assert beams.max_new_tokens == TaskFormat(model, task, [], 64, source="en").max_new_tokens
+
+
+def test_a_span_of_whitespace_alone_is_no_answer():
+    from xlt.tasks.head_inputs import HeadBatch
+
+    context = "alpha beta"
+    batch = HeadBatch(torch.zeros(2, 2, dtype=torch.long), torch.ones(2, 2, dtype=torch.long), example=[0, 0])
+    batch.offsets = [[(5, 6), None], [(6, 10), None]]  # a lone "▁" over the space, then "beta" in another window
+    logits = torch.zeros(2, 2, 2)
+    logits[0, 0] = 9.0
+    logits[1, 0] = 1.0
+    assert best_answers(logits, batch, [context]) == ["beta"]

@@ -137,9 +137,7 @@ def load_rep(
     return model.attach(rep, allow_other_base=allow_other_base)
 
 
-def _build(
-    model: Bank, kind: Kind, config: RepConfig, info: RepInfo, head_config: HeadConfig | None
-) -> Representation:
+def _build(model: Bank, kind: Kind, config: RepConfig, info: RepInfo, head_config: HeadConfig | None) -> Representation:
     ctx = BuildContext(model.base, model.host, model.tokenizer, None, info.task)
     # The kind says how to build a body that the saved weights then overwrite (a prompt skips its text init).
     build_config = kind.for_loading(config) if kind.for_loading is not None else config

@@ -77,8 +77,9 @@ def check_task_data(config: MatrixConfig, tasks: dict[str, Task], log: Callable[
             if Path(_task_path(task, target, "test")).is_file():
                 try:
                     task.examples(target, "test")
-                except XLTError as exc:
-                    log(f"warning: {exc} (the cells of target '{target}' will fail)")
+                except Exception as exc:  # a user's task type may raise anything: its cells report it
+                    why = str(exc) if isinstance(exc, XLTError) else f"{type(exc).__name__}: {exc}"
+                    log(f"warning: {why} (the cells of target '{target}' will fail)")
         cache = getattr(task, "_cache", None)
         if isinstance(cache, dict):
             cache.clear()  # read again when needed: a large training set need not stay in memory

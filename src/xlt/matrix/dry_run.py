@@ -199,9 +199,9 @@ def _downloads(
 
 
 def count_rows(path: Path) -> int | None:
-    """The examples in a task file, where that is cheap to know: the non-empty lines of JSONL, of CSV / TSV less
-    their header, a parquet file's row count from its metadata; None for a file that is not there or not one of
-    these (a CSV field running over several lines is counted once per line: an estimate, not a reading)."""
+    """The examples in a task file, where that is cheap to know: the non-empty lines of JSON lines (``.jsonl``,
+    ``.json``), the records of CSV / TSV less their header, a parquet file's row count from its metadata; None for
+    a file that is not there or not one of these."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -211,10 +211,15 @@ def count_rows(path: Path) -> int | None:
             import pyarrow.parquet as pq
 
             return int(pq.read_metadata(path).num_rows)
-        if suffix in (".jsonl", ".csv", ".tsv"):
+        if suffix in (".jsonl", ".json"):
             with path.open("rb") as handle:
-                lines = sum(1 for line in handle if line.strip())
-            return max(0, lines - 1) if suffix in (".csv", ".tsv") else lines
+                return sum(1 for line in handle if line.strip())
+        if suffix in (".csv", ".tsv"):
+            import csv
+
+            with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+                records = sum(1 for row in csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",") if row)
+            return max(0, records - 1)
     except Exception:  # unreadable or not parquet after all: the matrix itself will name it; the estimate assumes
         return None
     return None

@@ -58,9 +58,9 @@ class FileTask(Task):
                 )
             if any(v is not None for v in given.values()):
                 raise TaskDataError(f"task '{name}': give either hub: true or train/dev/test files, not both")
+            self.files: dict[str, str] = {}
         elif mirror is not None:
             raise TaskDataError(f"task '{name}': mirror: is read with hub: true only (add it, or drop mirror:)")
-            self.files: dict[str, str] = {}
         else:
             missing = [split for split, v in given.items() if v is None]
             if missing:
@@ -74,6 +74,7 @@ class FileTask(Task):
                 except TaskDataError as exc:
                     raise TaskDataError(f"task '{name}' {split}: {exc}") from None
         self._cache: dict[tuple[str, str], list[Example]] = {}
+        self._unfetched: dict[str, str] = {}  # language -> why its hub data could not be fetched this run
 
     # ---- where the data is --------------------------------------------------------------------------
     def path(self, language: str, split: Split) -> Path:
@@ -101,11 +102,16 @@ class FileTask(Task):
                 log(f"task '{self.name}' {language}: {exc}")
                 continue
             if cached(source, self.cache_dir):
+                self._unfetched.pop(language, None)
                 continue
             log(f"task '{self.name}' {language}: fetching {source.path}{'/' + source.name if source.name else ''}")
             try:
                 materialize(source, self.cache_dir, data_dir=self.mirror, streaming=streams(source))
-            except XLTError as exc:  # a source language's training files are then missing: that stops the run
+                self._unfetched.pop(language, None)
+            except XLTError as exc:
+                # Files of an earlier fetch may still be there: they are not what the registry says now, so the
+                # language's examples are refused (a source's stop the run, a target's fail its cells).
+                self._unfetched[language] = str(exc)
                 log(f"task '{self.name}' {language}: {exc}")
 
     def downloads(self, languages: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -128,6 +134,10 @@ class FileTask(Task):
     def examples(self, language: str, split: Split) -> list[Example]:
         from xlt.tasks.schemas import load_task_examples
 
+        if language in self._unfetched:
+            raise TaskDataError(
+                f"task '{self.name}' has no current {split} data for '{language}': {self._unfetched[language]}"
+            )
         path = self.path(language, split)
         key = (str(path), split)
         stamp = path.stat().st_mtime_ns if path.is_file() else None
@@ -159,6 +169,7 @@ class FileTask(Task):
     def __getstate__(self) -> dict[str, Any]:  # a job sent to a worker process need not carry the examples
         state = dict(self.__dict__)
         state["_cache"], state["_stamps"] = {}, {}
+        state.pop("_generation_bounds", None)  # keyed by this process's objects
         return state
 
 

@@ -138,10 +138,13 @@ def encode_windows(
     _fast(tokenizer, "a span head")
     # A question keeps at most a quarter of the window (as max_query_length does in SQuAD fine-tuning), so every
     # window holds context; the stride must be shorter than the room the longest question leaves.
-    questions = [_clipped(tokenizer, q, max(1, max_length // 4)) for q in questions]
+    # The stride is bounded by the room the longest allowed question leaves, not by this batch's questions, so an
+    # example's windows do not depend on its batch.
+    query = max(1, max_length // 4)
+    questions = [_clipped(tokenizer, q, query) for q in questions]
     specials = tokenizer.num_special_tokens_to_add(pair=True)
     longest = max((len(tokenizer(q, add_special_tokens=False)["input_ids"]) for q in questions), default=0)
-    room = max_length - longest - specials
+    room = max_length - max(query, longest) - specials
     if room < 2:
         raise XLTError(
             f"max_length {max_length} leaves no room for a context beside a question of {longest} tokens "
@@ -251,6 +254,8 @@ def best_answers(
             a += 1
         while b > a and context[b - 1].isspace():
             b -= 1
+        if a == b:  # a span of whitespace alone is no answer
+            continue
         if owner not in best or value > best[owner][0]:
             best[owner] = (value, contexts[owner][a:b])
     return [best[i][1] if i in best else "" for i in range(len(contexts))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -63,20 +64,24 @@ def register_task_type(name: str, factory: Callable[..., Task]) -> None:
     TASK_TYPES[name] = factory
 
 
-def task_options(factory: Callable[..., Task]) -> list[str]:
+def task_options(factory: Callable[..., Task]) -> list[str] | None:
     """The options a task type takes: its own parameters and, where it passes ``**options`` on to its base class,
-    the base's, up the class hierarchy."""
+    the base's, up the class hierarchy; None where it takes any (a ``**options`` no declared base consumes)."""
+    bound: set[str] = set()
+    while isinstance(factory, functools.partial):  # a type with some options fixed takes the rest
+        bound |= set(factory.keywords)
+        factory = factory.func
     names: set[str] = set()
-    chain = factory.__mro__ if isinstance(factory, type) else (factory,)
+    chain = [c for c in factory.__mro__ if "__init__" in c.__dict__] if isinstance(factory, type) else [factory]
     for owner in chain:
+        if owner in (Task, object):
+            return None  # **options reached no base that declares them: whatever the type accepts
         target = owner.__init__ if isinstance(owner, type) else owner  # type: ignore[misc]
-        if isinstance(owner, type) and "__init__" not in owner.__dict__:
-            continue
         parameters = inspect.signature(target).parameters
         names |= {p.name for p in parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            break
-    return sorted(names - {"self", "name"})
+            return sorted(names - bound - {"self", "name"})
+    return None
 
 
 def build_task(name: str, spec: str | dict[str, Any]) -> Task:
@@ -94,7 +99,7 @@ def build_task(name: str, spec: str | dict[str, Any]) -> Task:
         raise XLTError(f"tasks.{name}.type: unknown task type '{kind}' (allowed: {', '.join(sorted(TASK_TYPES))})")
     factory = TASK_TYPES[kind]
     allowed = task_options(factory)
-    unknown = sorted(set(options) - set(allowed))
+    unknown = sorted(set(options) - set(allowed)) if allowed is not None else []
     if unknown:
         raise XLTError(f"tasks.{name}: unknown option(s) {unknown} (allowed: {', '.join(['type', *allowed])})")
     try:

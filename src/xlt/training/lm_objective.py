@@ -78,9 +78,7 @@ def _model_loss(plan: Plan, seq2seq: bool) -> Callable[[nn.Module, dict[str, tor
     return loss
 
 
-def _span_corruption(
-    tok: Any, pad: int, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None
-) -> LMObjective:
+def _span_corruption(tok: Any, pad: int, plan: Plan, config: ObjectiveConfig, head: MaskedLMHead | None) -> LMObjective:
     eos = _special(tok, "eos")
     sentinel = tok.convert_tokens_to_ids("<extra_id_0>") if "<extra_id_0>" in tok.get_vocab() else None
     objective = SpanCorruption(

@@ -35,8 +35,11 @@ def preset_file(name: str) -> Traversable | Path:
 
 def is_preset(data: Any) -> bool:
     """Whether a YAML document is a preset (``language:`` and ``task:`` sections) rather than a run's options."""
-    return isinstance(data, dict) and bool(data) and set(data) <= set(ROLES) and all(
-        isinstance(section, dict) for section in data.values()
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and set(data) <= set(ROLES)
+        and all(isinstance(section, dict) for section in data.values())
     )
 
 

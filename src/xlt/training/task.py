@@ -136,7 +136,10 @@ class TaskFormat:
         library default, which would cut long answers or waste steps on short labels. Computed once per task,
         source, tokenizer and label set (QA's training answers are tens of thousands)."""
         if self._max_new_tokens is None:
-            key = (self.source, id(self.tok), self.host.answer_prefix, tuple(self.labels))
+            train = self.task.path(self.source, "train") if self.source else None
+            stamp = train.stat().st_mtime_ns if train is not None and train.is_file() else None
+            tokenizer = (getattr(self.tok, "name_or_path", ""), len(self.tok), type(self.tok).__name__)
+            key = (self.source, stamp, tokenizer, self.host.answer_prefix, tuple(self.labels))
             known: dict[Any, int] = self.task.__dict__.setdefault("_generation_bounds", {})
             if key not in known:
                 targets = self.task.generation_targets(self.source, self.labels) if self.source else None
