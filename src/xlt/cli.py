@@ -87,7 +87,7 @@ def matrix(
 def report(
     results: Path,
     out: Path | None = None,
-    worst: int = 0,
+    worst: int | None = None,
     task: str | None = None,
     target: str | None = None,
     configuration: str | None = None,
@@ -104,7 +104,7 @@ def report(
         target: with --worst, only this target language's cells.
         configuration: with --worst, only this configuration's cells (e.g. SLP+TP).
     """
-    if worst:
+    if worst is not None:
         from xlt.matrix.worst import worst_examples
 
         print(worst_examples(results, worst, task=task, target=target, configuration=configuration))

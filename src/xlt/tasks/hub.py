@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
-from xlt.formats.atomic import atomic_write, atomic_write_text, make_dir
+from xlt.formats.atomic import atomic_write, atomic_write_text, make_dir, owns
 from xlt.tasks.sources import NLI_LABELS, SPLITS, HubSource, resolve
 
 MANIFEST = "manifest.json"
@@ -384,6 +384,11 @@ def materialize(
         before = f"{source.derive.source} (before deriving)"
         _, dropped[before], repaired[before] = loaded[(source.name, source.derive.source)]
     manifest = _manifest_path(source, cache_dir)
+    if manifest.parent.is_dir() and not owns(manifest.parent) and any(manifest.parent.iterdir()):
+        raise XLTError(
+            f"{manifest.parent} holds files xlt did not write; choose another cache_dir (xlt writes the fetched "
+            "data there and would replace them)"
+        )
     make_dir(manifest.parent)
     manifest.unlink(missing_ok=True)  # the old manifest must not vouch for files being replaced
     for split, rows in out.items():
