@@ -70,6 +70,8 @@ class Task(ABC):
         """The source language's train and dev examples with the labels, checked against each other (warnings
         for what does not stop training). By default: the train and dev examples under ``labels(source)``."""
         train, dev = self.examples(source, "train"), self.examples(source, "dev")
+        if not self.closed_labels:  # answers are free text (QA, generation): no label set to check them against
+            return ClassificationData(self.labels(source), train, dev)
         files = (self.path(source, "train"), self.path(source, "dev"))
         return ClassificationData.from_examples(self.labels(source), train, dev, files)
 
@@ -110,7 +112,10 @@ class Task(ABC):
 
     def generation_targets(self, source: str, labels: Sequence[str]) -> list[str]:
         """The texts a text-to-text model may have to generate: ``max_new_tokens`` is the longest of them (plus
-        the end of sequence), never a library default. A closed label set gives its verbalised labels."""
+        the end of sequence), never a library default. A closed label set gives its verbalised labels, free
+        answers the source's training targets."""
+        if not self.closed_labels:
+            return [self.doc_to_target(e) for e in self.examples(source, "train")]
         return [self.verbalize(label) for label in labels]
 
     def check_family(self, family: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xlt.reps.heads import HeadConfig
-from xlt.tasks.data import ClassificationData, TaskDataError, label_list
+from xlt.tasks.data import TaskDataError, label_list
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.metrics import positive_f1
 
@@ -66,11 +66,6 @@ class CheckworthinessTask(FileTask):
                 f"task '{self.name}': cannot tell the check-worthy label among {list(labels)} (set positive: LABEL)"
             )
         return matches[0]
-
-    def training_data(self, source: str) -> ClassificationData:
-        train, dev = self.examples(source, "train"), self.examples(source, "dev")
-        files = (self.path(source, "train"), self.path(source, "dev"))
-        return ClassificationData.from_examples(self.labels(source), train, dev, files)
 
     def is_positive(self, label: str | None) -> bool:
         if label is None:

@@ -73,15 +73,6 @@ class NERTask(FileTask):
             )
         return ClassificationData(labels, self.examples(source, "train"), dev, warnings)
 
-    def generation_targets(self, source: str, labels: Sequence[str]) -> list[str]:
-        return [self.doc_to_target(e) for e in self.examples(source, "train")]
-
-    def doc_to_target(self, example: Example) -> str:
-        return example.label  # the gold spans as "TYPE: text$$TYPE: text" ("" when there are none)
-
-    # ---- what a prediction is, per family -----------------------------------------------------------
-    # A prediction is ("spans", [(TYPE, text), ...]) from generated text, or ("tags", [tag, ...]) from a head:
-    # each is scored by its own metric against the matching view of the gold tags.
     def reference(self, example: Example) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return example.tokens, example.tags
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import OutputType
-from xlt.tasks.data import ClassificationData, Example
+from xlt.tasks.data import Example
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.metrics import classification_metrics
 from xlt.tasks.schemas import NLI_LABELS as SCHEMA_NLI_LABELS
@@ -36,12 +36,6 @@ class NLITask(FileTask):
 
     def verbalize(self, label: str) -> str:
         return ANSWERS[label]
-
-    def training_data(self, source: str) -> ClassificationData:
-        train, dev = self.examples(source, "train"), self.examples(source, "dev")
-        return ClassificationData.from_examples(
-            NLI_LABELS, train, dev, (self.path(source, "train"), self.path(source, "dev"))
-        )
 
     def head(self, source: str) -> HeadConfig:
         return HeadConfig("sequence", num_labels=3, labels=list(NLI_LABELS), pooling="mean")

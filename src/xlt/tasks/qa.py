@@ -12,7 +12,7 @@ import torch
 
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import OutputType
-from xlt.tasks.data import ClassificationData, Example, TaskDataError
+from xlt.tasks.data import Example, TaskDataError
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.head_inputs import HeadBatch, best_answers, encode_windows
 from xlt.tasks.qa_metrics import qa_example_score, qa_scores
@@ -58,15 +58,6 @@ class QATask(FileTask):
 
     def labels(self, source: str) -> list[str]:
         return []  # answers are spans of their context, not labels of a set
-
-    def training_data(self, source: str) -> ClassificationData:
-        return ClassificationData([], self.examples(source, "train"), self.examples(source, "dev"))
-
-    def generation_targets(self, source: str, labels: Sequence[str]) -> list[str]:
-        return [self.doc_to_target(e) for e in self.examples(source, "train")]
-
-    def doc_to_target(self, example: Example) -> str:
-        return example.label  # the first gold answer, as the paper trains
 
     def reference(self, example: Example) -> tuple[str, ...]:
         return example.answers or (example.label,)

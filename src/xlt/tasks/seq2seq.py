@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from xlt.reps.heads import HeadConfig
 from xlt.tasks.base import OutputType
-from xlt.tasks.data import ClassificationData, Example, TaskDataError
+from xlt.tasks.data import TaskDataError
 from xlt.tasks.file_task import FileTask
 from xlt.tasks.text_metrics import chrf, seq2seq_scores
 
@@ -43,15 +43,6 @@ class Seq2SeqTask(FileTask):
 
     def labels(self, source: str) -> list[str]:
         return []
-
-    def training_data(self, source: str) -> ClassificationData:
-        return ClassificationData([], self.examples(source, "train"), self.examples(source, "dev"))
-
-    def generation_targets(self, source: str, labels: Sequence[str]) -> list[str]:
-        return [self.doc_to_target(e) for e in self.examples(source, "train")]
-
-    def doc_to_target(self, example: Example) -> str:
-        return example.label
 
     def head(self, source: str) -> HeadConfig:
         raise TaskDataError(f"task '{self.name}' generates text: it needs a model that generates, not a head")
