@@ -55,6 +55,9 @@ class TaskRun:
         pooling: encoder head pooling, "mean" or "cls".
         train: optimisation settings (checkpoints are selected on the task's headline metric on dev).
         name: the rep's name in the model (default ``{task}/{kind}``).
+        cycle_language_reps: language representations in the model (frozen) that the language slot cycles
+            through during training, one per training row in turn (target-language-ready training); empty: the
+            slot holds ``language_rep`` only. Development data is always scored with ``language_rep``.
     """
 
     task: str
@@ -73,6 +76,7 @@ class TaskRun:
     label_field: str = "label"
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str | None = None
+    cycle_language_reps: list[str] = field(default_factory=list)
 
     def file_task(self) -> Task:
         """The text-classification task this run's files describe (its dev file serves as test file too)."""
@@ -210,6 +214,28 @@ def epochs(rows: list[Example], seed: int) -> Iterator[Example]:
             yield rows[int(index)]
 
 
+def cycling(rows: Iterator[Example], slots: int) -> Iterator[tuple[Example, int]]:
+    """Each training row with the language slot it is trained under: slot ``i % slots`` for the i-th row, so
+    every language representation takes an equal share of the rows, and a resumed run the same ones."""
+    for index, row in enumerate(rows):
+        yield row, index % slots
+
+
+def with_languages(
+    collate: Any, rows: Sequence[tuple[Example, int]], rng: np.random.Generator
+) -> dict[str, torch.Tensor]:
+    """The task's batch of ``rows``' examples plus ``language``: each row's language slot (one per batch row, so
+    it is split across processes with the rest). Heads' encodings have one batch row per example."""
+    batch = collate([row for row, _ in rows], rng)
+    slots = torch.tensor([slot for _, slot in rows], dtype=torch.long)
+    if batch["input_ids"].shape[0] != len(rows):
+        raise XLTError(
+            "cycle: this task's training batches do not hold one row per example (e.g. QA windows); train it "
+            "without cycle"
+        )
+    return {**batch, "language": slots}
+
+
 def rep_record(rep: Representation) -> dict[str, Any]:
     """What a frozen representation is, for the run record: its name, kind, config and a digest of its weights
     (its creation time is not its identity: the same weights loaded again are the same run)."""
@@ -247,6 +273,8 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     check_task_run(run)
     # A run of files records itself as it always has; a run given its task records the task's own fields.
     record = jsonable(run) if task is None else {**jsonable(run), **jsonable(task.record(run.source_language))}
+    if not run.cycle_language_reps:  # a run without cycling records itself as runs did before the option
+        record.pop("cycle_language_reps")
     task = run.file_task() if task is None else task
     task.check_family(model.host.family)
     data = task.training_data(run.source_language)
@@ -258,7 +286,10 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     name = run.name or f"{run.task}/{run.kind}"
     rep_dir = out / "rep"
     language = rep_record(model.rep(run.language_rep)) if run.language_rep is not None else None
-    if claim_output_dir(out, {"run": record, "base": model.fingerprint.to_dict(), "language_rep": language}):
+    claim = {"run": record, "base": model.fingerprint.to_dict(), "language_rep": language}
+    if run.cycle_language_reps:  # the cycled representations' weights determine the run as the source's do
+        claim["cycle_language_reps"] = [rep_record(model.rep(name)) for name in run.cycle_language_reps]
+    if claim_output_dir(out, claim):
         log(f"{name}: already trained in {out}, reusing it")
         if name not in model.reps:
             model.load_rep(rep_dir)
@@ -307,15 +338,27 @@ def _fit(
     plan = Plan.of(language=run.language_rep, task=name)
     metric = fmt.task.metric
     micro = run.train.batch_size // run.train.gradient_accumulation
+    cycled = [Plan.of(language=language, task=name) for language in run.cycle_language_reps]
 
     def loss_fn(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
+        route: dict[str, Any] = {"plan": plan}
+        if cycled:
+            route = {"plans": [cycled[int(i)] for i in batch["language"]]}
+        out = module.model(batch["input_ids"], batch["attention_mask"], **route, labels=batch["labels"])
         return out.loss, int(batch["attention_mask"].sum())
 
     def evaluate() -> dict[str, float]:
         return {metric: dev_score(fmt, data.dev, plan, max(micro, 8), run.source_language)[metric]}
 
-    batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
+    if cycled:
+        batches = micro_batches(
+            lambda: cycling(epochs(data.train, run.train.seed), len(cycled)),
+            lambda rows, rng: with_languages(fmt.collate, rows, rng),
+            micro,
+            run.train.seed,
+        )
+    else:
+        batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
     trainable: dict[str, nn.Module] = {name: rep}
     return train(
         config=run.train,
