@@ -10,6 +10,7 @@ import yaml
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, contents, make_dir, owns
 from xlt.matrix.config import register_languages
+from xlt.matrix.language_modelling import language_modelling_section
 from xlt.matrix.report import PAGE, Report, render_report
 from xlt.matrix.store import read_meta, read_rows
 from xlt.paths import writing_under
@@ -58,8 +59,9 @@ def publish(
                 f"{unseen['count']} of {row.get('examples', '?')} test examples carry labels {unseen['labels'][:5]} "
                 "the task representation was never trained on; they are scored wrong"
             )
+    extra = [section] if (section := language_modelling_section(directory)) is not None else []
     with writing_under(target):
-        return render_report(rows, target, config=config, notes=notes, title=title)
+        return render_report(rows, target, config=config, notes=notes, title=title, extra_sections=extra)
 
 
 def _recorded_config(directory: Path) -> tuple[dict[str, Any] | str, dict[str, Any] | None]:

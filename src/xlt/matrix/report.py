@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from xlt.formats.atomic import atomic_write_text, make_dir
+from xlt.matrix.configurations import PAPER_NAMES
 from xlt.matrix.plots import bar_plot, heatmap
 from xlt.matrix.tables import (
-    PAPER_NAMES,
     ReportError,
     Table,
     build_tables,
@@ -231,7 +231,11 @@ def _configuration_section(config_text: str | None) -> str:
 
 
 def _page(
-    title: str, rows: list[dict[str, Any]], notes: list[str] | None, sections: list[str], config_text: str | None
+    title: str,
+    rows: list[dict[str, Any]],
+    notes: list[str] | None,
+    sections: list[str],
+    config_text: str | None,
 ) -> str:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     page = [f"# {title}\n", f"Generated {generated} from {_summary(rows)}\n"]
@@ -253,12 +257,13 @@ def render_report(
     targets: list[str] | None = None,
     title: str = "Cross-lingual transfer",
     notes: list[str] | None = None,
+    extra_sections: list[str] | None = None,
 ) -> Report:
     """Write the report for ``rows`` into ``out_dir`` (created if needed) and return what was written.
 
     ``metrics`` defaults to every metric in the rows (accuracy first); ``configurations`` and ``targets`` select
-    and order columns and rows of every table. Files from an earlier report in ``out_dir`` with other names are
-    left in place.
+    and order columns and rows of every table; ``extra_sections`` (Markdown) follow the tables. Files from an
+    earlier report in ``out_dir`` with other names are left in place.
     """
     check_rows(rows)
     config_text = _config_yaml(config)  # before any write: a bad config leaves the directory untouched
@@ -269,6 +274,7 @@ def render_report(
     directory = make_dir(Path(out_dir), adopt=True)
     files = [path for table, stem in zip(tables, stems, strict=True) for path in _write_table(directory, table, stem)]
     files.append(atomic_write_text(directory / RESULTS, results_csv(rows)))
-    page_path = atomic_write_text(directory / PAGE, _page(title, rows, notes, _sections(tables, stems), config_text))
+    sections = [*_sections(tables, stems), *(extra_sections or [])]  # after the tables they explain
+    page_path = atomic_write_text(directory / PAGE, _page(title, rows, notes, sections, config_text))
     files.append(page_path)
     return Report(directory=directory, page=page_path, files=files, tables=tables)

@@ -35,10 +35,11 @@ from xlt.matrix.checks import (
     task_spec,
 )
 from xlt.matrix.config import MatrixConfig, to_dict
-from xlt.matrix.configurations import PAPER_NAMES, Configuration, resolve_configurations
+from xlt.matrix.configurations import BUILTIN_NAMES, Configuration, resolve_configurations
 from xlt.matrix.evaluation import Evaluation, TaskGroup
 from xlt.matrix.inputs import LM_HEAD, Changes, Input, compare
 from xlt.matrix.jobs import Job, run_jobs
+from xlt.matrix.language_modelling import LanguageModelling
 from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore, check_rep_store, check_store_dir, key_of, open_rep_store, read_rows
 from xlt.model import XLTModel
@@ -81,7 +82,7 @@ def grid(config: MatrixConfig, configurations: list[Configuration]) -> list[Cell
     ]
 
 
-class Matrix(Evaluation):
+class Matrix(Evaluation, LanguageModelling):
     """One matrix run over ``config`` in ``config.output_dir``."""
 
     def __init__(self, config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> None:
@@ -163,6 +164,7 @@ class Matrix(Evaluation):
                 for task in self.tasks.values():
                     task.check_family(self.model.host.family)  # before anything trains
                 self._build_language_reps(todo)
+                self._measure_language_modelling()
                 groups = self._groups(todo)
                 self._build_task_reps(groups)
                 for number, (group, targets) in enumerate(groups.items(), 1):
@@ -246,7 +248,9 @@ class Matrix(Evaluation):
                 stale.append(run_dir)
         for run_dir, run in _runs(self.out / "reps" / "task"):
             source, with_language = run.get("source_language"), run.get("language_rep") is not None
-            if (run.get("task"), source) in trained or (with_language and (every_language or source in corpora)):
+            cycled = bool(run.get("cycle_language_reps")) and bool(corpora)  # it read every language's rep
+            with_changed = with_language and (every_language or source in corpora)
+            if (run.get("task"), source) in trained or with_changed or cycled:
                 stale.append(run_dir)
         tested = changes.task_files("test")
         known = resolve_configurations(
@@ -254,12 +258,14 @@ class Matrix(Evaluation):
             self.config.custom_configurations,
         )
         kinds = {c.name: c.language for c in known}
+        cycled = {c.name for c in known if c.cycle}
         cells = [
             key_of(row)
             for row in store.rows()
             if (row["task"], row["source"]) in trained
             or (row["task"], row["target"]) in tested
             or (kinds.get(row["configuration"]) and (every_language or {row["source"], row["target"]} & corpora))
+            or (row["configuration"] in cycled and bool(corpora))
         ]
         for run_dir in stale:
             if run_dir.is_dir() and inside(self.out, run_dir):
@@ -268,7 +274,7 @@ class Matrix(Evaluation):
         self.log(f"forgot {len(stale)} representation(s) and {len(cells)} cell(s) computed from the old inputs")
 
     def _all_configurations(self) -> list[str]:
-        return [*PAPER_NAMES, *self.config.custom_configurations]
+        return [*BUILTIN_NAMES, *self.config.custom_configurations]
 
     def _groups(self, todo: list[Cell]) -> dict[TaskGroup, list[str]]:
         groups: dict[TaskGroup, list[str]] = {}
@@ -280,10 +286,12 @@ class Matrix(Evaluation):
     def _build_language_reps(self, todo: list[Cell]) -> None:
         wanted: dict[tuple[str, str], None] = {}
         for cell in todo:
-            kind = self.by_name[cell.configuration].language
-            if kind is not None:
-                for language in (cell.source, cell.target):
-                    wanted[(language, kind)] = None
+            conf = self.by_name[cell.configuration]
+            if conf.language is not None:
+                # A cycled task representation is trained with every language's representation of its kind.
+                languages = self._cycled_languages(cell.source) if conf.cycle else [cell.source, cell.target]
+                for language in languages:
+                    wanted[(language, conf.language)] = None
         if not wanted:
             return
         head_dir = None
@@ -326,6 +334,11 @@ class Matrix(Evaluation):
             self._run(jobs)
         if self.rep_store is not None:
             self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
+
+    def _cycled_languages(self, source: str) -> list[str]:
+        """The languages whose representations a cycled task representation trained in ``source`` meets: the
+        source, then every target of the grid (in the grid's order)."""
+        return list(dict.fromkeys([source, *self.config.target_languages()]))
 
     def _language_key(self, language: str, kind: str) -> str:
         """What determines a language representation, hashed: never the task or the matrix."""
@@ -461,6 +474,11 @@ class Matrix(Evaluation):
                 options["init_text"] = task.init_text  # recorded with the run's options, as it always was
             if "seed" in {f.name for f in dataclasses.fields(get_kind(conf.task).config_cls)}:
                 options.setdefault("seed", group.seed)  # the grid's seed also draws the rep's initial weights
+            cycled = self._cycled_languages(group.source) if conf.cycle else []
+            broken = [lang for lang in cycled if conf.language_rep(lang) in self.failed]
+            if broken:
+                self.failed[name] = f"cycle needs {conf.language_rep(broken[0])}, which could not be built"
+                continue
             run = TaskRun(
                 task=group.task,
                 kind=conf.task,  # type: ignore[arg-type]
@@ -473,8 +491,10 @@ class Matrix(Evaluation):
                 rep=options,
                 train=dataclasses.replace(self._train(c.train), seed=group.seed),
                 name=name,
+                cycle_language_reps=[str(conf.language_rep(lang)) for lang in cycled],
             )
-            needs = [self._language_dir(group.source, conf.language) / "rep"] if conf.language else []
+            languages = cycled or ([group.source] if conf.language else [])
+            needs = [self._language_dir(lang, str(conf.language)) / "rep" for lang in languages]
             jobs.append(Job(name, run, needs, task))
         self.log(f"task representations: {len(jobs)}")
         self._run(jobs)
