@@ -31,11 +31,16 @@ class Configuration:
         task: kind of the task representation; "probe" is the zero-shot baseline: an encoder's head alone on the
             frozen model, and nothing at all on families that answer in text (the base model with the task's
             template).
+        cycle: train the task representation while the language slot cycles through every language
+            representation of the matrix (source and targets, one per training row), instead of the source's
+            alone, so that it learns to work with whichever one it meets at test time. Development data (best
+            checkpoint) and testing keep ``[language ; task]`` with the source's and the target's.
     """
 
     name: str
     language: str | None
     task: str
+    cycle: bool = False
 
     def __post_init__(self) -> None:
         if self.language is not None and self.language not in kinds("language"):
@@ -49,6 +54,10 @@ class Configuration:
             )
         if self.task == "probe" and self.language is not None:
             raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")
+        if self.cycle and self.language is None:
+            raise XLTError(
+                f"configuration '{self.name}': cycle: true needs a language kind (it cycles language representations)"
+            )
 
     @property
     def slug(self) -> str:
@@ -82,19 +91,33 @@ PAPER_CONFIGURATIONS: tuple[Configuration, ...] = (
 )
 PAPER_NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_CONFIGURATIONS)
 
+# Beyond the paper: the paper's configurations with a language representation, their task representation
+# trained target-language-ready (``cycle``). Named by matrices like the paper's seven; not run by default.
+CYCLED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
+    Configuration(f"{c.name}-cyc", c.language, c.task, cycle=True) for c in PAPER_CONFIGURATIONS if c.language
+)
+BUILTIN_CONFIGURATIONS: tuple[Configuration, ...] = (*PAPER_CONFIGURATIONS, *CYCLED_CONFIGURATIONS)
+BUILTIN_NAMES: tuple[str, ...] = tuple(c.name for c in BUILTIN_CONFIGURATIONS)
+
 
 def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | None]]) -> list[Configuration]:
-    """The configurations a grid names: the paper's by name, and the config's own ``custom_configurations``."""
-    known = {c.name: c for c in PAPER_CONFIGURATIONS}
+    """The configurations a grid names: the built-in ones (the paper's and ``CYCLED_CONFIGURATIONS``) by name,
+    and the config's own ``custom_configurations``."""
+    known = {c.name: c for c in BUILTIN_CONFIGURATIONS}
     for name, spec in custom.items():
         if name in known:
-            raise XLTError(f"custom_configurations.{name}: the name is one of the paper's; choose another")
-        if not isinstance(spec, dict) or set(spec) - {"language", "task"} or "task" not in spec:
+            raise XLTError(f"custom_configurations.{name}: the name is a built-in configuration's; choose another")
+        if (
+            not isinstance(spec, dict)
+            or set(spec) - {"language", "task", "cycle"}
+            or "task" not in spec
+            or not isinstance(spec.get("cycle", False), bool)
+        ):
             raise XLTError(
-                f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(kinds('task'))}) and "
-                f"optionally language: (one of {', '.join(kinds('language'))})"
+                f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(kinds('task'))}), "
+                f"optionally language: (one of {', '.join(kinds('language'))}) and cycle: true|false"
             )
-        known[name] = Configuration(name, spec.get("language"), str(spec["task"]))
+        known[name] = Configuration(name, spec.get("language"), str(spec["task"]), bool(spec.get("cycle", False)))
     out = []
     for name in names:
         if name not in known:

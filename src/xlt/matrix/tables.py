@@ -16,7 +16,7 @@ from typing import Any
 
 from xlt.errors import XLTError
 from xlt.languages import Group, get_language
-from xlt.matrix.configurations import PAPER_NAMES
+from xlt.matrix.configurations import BUILTIN_NAMES
 from xlt.paths import short
 
 # Metric names where a smaller value wins (everything else: larger wins).
@@ -119,10 +119,10 @@ def language_group(code: str) -> Group:
 
 
 def order_configurations(names: Iterable[str]) -> list[str]:
-    """The paper's column order; configurations it does not name follow alphabetically."""
+    """The paper's column order, then the built-in configurations beyond it; others follow alphabetically."""
     names = set(names)
-    known = [c for c in PAPER_NAMES if c in names]
-    return known + sorted(names - set(PAPER_NAMES))
+    known = [c for c in BUILTIN_NAMES if c in names]
+    return known + sorted(names - set(BUILTIN_NAMES))
 
 
 def order_targets(codes: Iterable[str]) -> list[str]:
