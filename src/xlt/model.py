@@ -140,6 +140,41 @@ class XLTModel(nn.Module):
     def add_task(self, task: str, config: RepConfig, head: HeadConfig | None = None, **kwargs: Any) -> Representation:
         return self.add(config, role=Role.TASK, task=task, head=head, **kwargs)
 
+    def compose(self, name: str, weights: dict[str, float], *, language: str | None = None) -> Representation:
+        """A new representation whose weights are the ``weights``-weighted average of those of existing ones
+        (same kind, config and head; the weights are normalised to sum to 1), put in the bank under ``name``.
+
+        For a language with no corpus: compose its representation from related languages' (a weight-space
+        average of the kind AdapterSoup, Chronopoulou et al. 2023, takes of domain adapters)."""
+        if not weights or any(not isinstance(w, int | float) or w < 0 for w in weights.values()):
+            raise XLTError(f"compose({name!r}) needs non-negative weights of existing reps, got {weights!r}")
+        total = float(sum(weights.values()))
+        if total <= 0:
+            raise XLTError(f"compose({name!r}): the weights sum to 0; give at least one positive weight")
+        sources = [self.rep(source) for source in weights]
+        first = sources[0]
+        # How a rep was initialised does not change what its weights mean; every other option does.
+        initial = {"init", "init_text", "init_std", "init_special_tokens", "seed"}
+        shape_of = lambda r: {k: v for k, v in r.config.to_dict().items() if k not in initial}  # noqa: E731
+        for rep in sources[1:]:
+            if rep.kind != first.kind or shape_of(rep) != shape_of(first):
+                raise XLTError(
+                    f"compose({name!r}): {rep.name} ({rep.kind}) and {first.name} ({first.kind}) differ in kind or "
+                    "config; compose representations of one kind and config"
+                )
+        head = first.head.config if first.head is not None else None
+        rep = self.add(first.config, role=first.role, language=language, task=first.info.task, name=name, head=head)
+        state = {key: torch.zeros_like(value, dtype=torch.float32) for key, value in rep.state_dict().items()}
+        for source, weight in zip(sources, weights.values(), strict=True):
+            theirs = source.state_dict()
+            if theirs.keys() != state.keys() or any(theirs[k].shape != state[k].shape for k in state):
+                self.remove(name)
+                raise XLTError(f"compose({name!r}): {source.name}'s weights do not match {first.name}'s in shape")
+            for key in state:
+                state[key] += theirs[key].float() * (weight / total)
+        rep.load_state_dict({k: v.to(rep.state_dict()[k].dtype) for k, v in state.items()})
+        return rep
+
     def attach(self, rep: Representation, *, allow_other_base: bool = False) -> Representation:
         """Put an already built representation (e.g. loaded from disk) in the bank, after checking it fits."""
         if not isinstance(rep, Representation):

@@ -35,12 +35,18 @@ class Configuration:
             representation of the matrix (source and targets, one per training row), instead of the source's
             alone, so that it learns to work with whichever one it meets at test time. Development data (best
             checkpoint) and testing keep ``[language ; task]`` with the source's and the target's.
+        compose: test a target with no language representation of its own: its language slot holds the
+            average of the other languages' representations (``XLTModel.compose``), uniform over those that
+            share the target's script (over all of them where none does). The target's own representation, and
+            so its corpus, is never used; the task representation is the one the configuration without
+            ``compose`` trains (``trains_with``), shared with it.
     """
 
     name: str
     language: str | None
     task: str
     cycle: bool = False
+    compose: bool = False
 
     def __post_init__(self) -> None:
         if self.language is not None and self.language not in kinds("language"):
@@ -54,9 +60,16 @@ class Configuration:
             )
         if self.task == "probe" and self.language is not None:
             raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")
-        if self.cycle and self.language is None:
+        for option in ("cycle", "compose"):
+            if getattr(self, option) and self.language is None:
+                raise XLTError(
+                    f"configuration '{self.name}': {option}: true needs a language kind (it works on language "
+                    "representations)"
+                )
+        if self.cycle and self.compose:
             raise XLTError(
-                f"configuration '{self.name}': cycle: true needs a language kind (it cycles language representations)"
+                f"configuration '{self.name}': cycle and compose exclude each other (a cycled task representation "
+                "is trained with the target's own language representation, which compose withholds)"
             )
 
     @property
@@ -69,15 +82,34 @@ class Configuration:
         text (no heads) the zero-shot baseline trains nothing."""
         return not (self.task == "probe" and not host.supports_heads)
 
+    @property
+    def trains_with(self) -> Configuration:
+        """The configuration whose task representation this one tests: itself, or for ``compose`` the paper's
+        configuration of the same kinds where there is one (the same training, so trained once)."""
+        if self.compose:
+            for paper in PAPER_CONFIGURATIONS:
+                if (paper.language, paper.task) == (self.language, self.task):
+                    return paper
+        return self
+
     def language_rep(self, language: str) -> str | None:
         return f"{language}/{self.language}" if self.language else None
 
+    def test_language_rep(self, language: str) -> str | None:
+        """The language slot at test time: the target's own representation, or the one composed for it."""
+        own = self.language_rep(language)
+        return f"{own}-composed" if own is not None and self.compose else own
+
     def task_rep(self, task: str, source: str, seed: int) -> str:
-        return f"{task}/{source}/{self.slug}/seed{seed}"
+        return f"{task}/{source}/{self.trains_with.slug}/seed{seed}"
 
     def plan(self, language: str, task_rep: str | None) -> Plan:
         """``[language ; task]``: with the source language for training, the target language for testing."""
         return Plan.of(language=self.language_rep(language), task=task_rep)
+
+    def test_plan(self, language: str, task_rep: str | None) -> Plan:
+        """The plan a target is tested with: ``plan``, with the composed representation for ``compose``."""
+        return Plan.of(language=self.test_language_rep(language), task=task_rep)
 
 
 PAPER_CONFIGURATIONS: tuple[Configuration, ...] = (
@@ -96,7 +128,15 @@ PAPER_NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_CONFIGURATIONS)
 CYCLED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
     Configuration(f"{c.name}-cyc", c.language, c.task, cycle=True) for c in PAPER_CONFIGURATIONS if c.language
 )
-BUILTIN_CONFIGURATIONS: tuple[Configuration, ...] = (*PAPER_CONFIGURATIONS, *CYCLED_CONFIGURATIONS)
+# Beyond the paper: languages without a corpus, their language representation composed from the others'.
+COMPOSED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
+    Configuration(f"{c.name}-avg", c.language, c.task, compose=True) for c in PAPER_CONFIGURATIONS if c.language
+)
+BUILTIN_CONFIGURATIONS: tuple[Configuration, ...] = (
+    *PAPER_CONFIGURATIONS,
+    *CYCLED_CONFIGURATIONS,
+    *COMPOSED_CONFIGURATIONS,
+)
 BUILTIN_NAMES: tuple[str, ...] = tuple(c.name for c in BUILTIN_CONFIGURATIONS)
 
 
@@ -109,15 +149,17 @@ def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | N
             raise XLTError(f"custom_configurations.{name}: the name is a built-in configuration's; choose another")
         if (
             not isinstance(spec, dict)
-            or set(spec) - {"language", "task", "cycle"}
+            or set(spec) - {"language", "task", "cycle", "compose"}
             or "task" not in spec
-            or not isinstance(spec.get("cycle", False), bool)
+            or any(not isinstance(spec.get(option, False), bool) for option in ("cycle", "compose"))
         ):
             raise XLTError(
                 f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(kinds('task'))}), "
-                f"optionally language: (one of {', '.join(kinds('language'))}) and cycle: true|false"
+                f"optionally language: (one of {', '.join(kinds('language'))}), cycle: and compose: true|false"
             )
-        known[name] = Configuration(name, spec.get("language"), str(spec["task"]), bool(spec.get("cycle", False)))
+        known[name] = Configuration(
+            name, spec.get("language"), str(spec["task"]), bool(spec.get("cycle")), bool(spec.get("compose"))
+        )
     out = []
     for name in names:
         if name not in known:

@@ -13,6 +13,7 @@ import torch
 
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, make_dir
+from xlt.matrix.composition import compose_target
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration
 from xlt.matrix.inputs import task_key
@@ -73,8 +74,12 @@ class Evaluation:
             return [error(t, why) for t in targets]
         rows: list[tuple[str, Example]] = []
         errors, counts = [], {}
+        composed = self._compose(conf, targets) if conf.compose else {}
         for target in targets:
-            language_rep = conf.language_rep(target)
+            language_rep = conf.test_language_rep(target)
+            if target in composed and isinstance(composed[target], str):
+                errors.append(error(target, str(composed[target])))
+                continue
             if language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
                 errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
                 continue
@@ -110,7 +115,7 @@ class Evaluation:
         for target, count in counts.items():
             mine = [(p, text, e) for p, text, (t, e) in zip(predictions, texts, rows, strict=True) if t == target]
             references = [task.reference(e) for _, _, e in mine]
-            language_rep = conf.language_rep(target)
+            language_rep = conf.test_language_rep(target)
             unseen = unseen_labels(labels if task.closed_labels else [], references if task.closed_labels else [])
             if unseen.count:
                 self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
@@ -124,7 +129,7 @@ class Evaluation:
                     "examples": count,
                     "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
-                    "reps": {**reps, "language": self._identity(language_rep)},
+                    "reps": {**reps, "language": self._identity(language_rep, composed.get(target))},
                     "model": model.fingerprint.name,
                     "inputs": self._cell_inputs(group, target),
                 }
@@ -184,18 +189,39 @@ class Evaluation:
         size = self.config.eval_batch_size
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            plans = [conf.plan(rows[i][0], task_rep) for i in chunk]
+            plans = [conf.test_plan(rows[i][0], task_rep) for i in chunk]
             found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
             for i, p, text in zip(chunk, found, generated, strict=True):
                 predictions[i], texts[i] = p, text
         return predictions, texts
 
-    def _identity(self, name: str | None) -> dict[str, str] | None:
+    def _identity(self, name: str | None, composed: Any = None) -> dict[str, Any] | None:
         if name is None:
             return None
-        if name not in self._hashes:
+        if name not in self._hashes or composed is not None:
             self._hashes[name] = rep_record(self.model.rep(name))["weights"]
-        return {"name": name, "sha256": self._hashes[name]}
+        identity: dict[str, Any] = {"name": name, "sha256": self._hashes[name]}
+        if isinstance(composed, dict):
+            identity["composed_from"] = composed  # rep name -> weight
+        return identity
+
+    def _compose(self, conf: Configuration, targets: list[str]) -> dict[str, dict[str, float] | str]:
+        """Each target's composed language representation put in the bank: its weights, or why it could not be."""
+        languages = dict.fromkeys([*self.config.sources, *self.config.target_languages()])
+        available = [
+            lang
+            for lang in languages
+            if (name := conf.language_rep(lang)) is not None and name in self.model.reps and name not in self.failed
+        ]
+        out: dict[str, dict[str, float] | str] = {}
+        for target in targets:
+            try:
+                out[target] = compose_target(self.model, conf, target, available)
+            except XLTError as exc:
+                out[target] = str(exc)
+            else:
+                self.log(f"{conf.test_language_rep(target)}: composed from {out[target]}")
+        return out
 
     @staticmethod
     def _seconds(run_dir: Path) -> float:

@@ -123,7 +123,7 @@ class Matrix(Evaluation, LanguageModelling):
         return writing_under(self.rep_store, independent=True)
 
     def _task_dir(self, group: TaskGroup) -> Path:
-        name = f"{group.task}-{group.source}-{group.configuration.slug}-seed{group.seed}"
+        name = f"{group.task}-{group.source}-{group.configuration.trains_with.slug}-seed{group.seed}"
         return contained(self.out, "reps", "task", name)
 
     def _corpus(self, language: str) -> CorpusConfig | None:
@@ -173,7 +173,7 @@ class Matrix(Evaluation, LanguageModelling):
                         f"seed {group.seed} on {len(targets)} target(s)"
                     )
                     store.put(self._evaluate(group, targets))
-                    self._unload(group)
+                    self._unload(group, list(groups)[number:])
             rows = [store.get(c.key) for c in cells]
             self.store = None
         errors = [r for r in rows if r is not None and r.get("status") != "ok"]
@@ -258,7 +258,7 @@ class Matrix(Evaluation, LanguageModelling):
             self.config.custom_configurations,
         )
         kinds = {c.name: c.language for c in known}
-        cycled = {c.name for c in known if c.cycle}
+        cycled = {c.name for c in known if c.cycle or c.compose}  # they read every language's corpus
         cells = [
             key_of(row)
             for row in store.rows()
@@ -288,8 +288,10 @@ class Matrix(Evaluation, LanguageModelling):
         for cell in todo:
             conf = self.by_name[cell.configuration]
             if conf.language is not None:
-                # A cycled task representation is trained with every language's representation of its kind.
-                languages = self._cycled_languages(cell.source) if conf.cycle else [cell.source, cell.target]
+                # A cycled task representation is trained with every language's representation of its kind; a
+                # composed target's is averaged from the others'.
+                every = conf.cycle or conf.compose
+                languages = self._cycled_languages(cell.source) if every else [cell.source, cell.target]
                 for language in languages:
                     wanted[(language, conf.language)] = None
         if not wanted:
@@ -459,10 +461,12 @@ class Matrix(Evaluation, LanguageModelling):
     def _build_task_reps(self, groups: dict[TaskGroup, list[str]]) -> None:
         jobs = []
         for group in groups:
-            conf = group.configuration
+            conf = group.configuration.trains_with  # a composed configuration tests another's task rep
             if not conf.trains_task(self.model.host):
                 continue
             name = conf.task_rep(group.task, group.source, group.seed)
+            if any(job.name == name for job in jobs):
+                continue
             language_rep = conf.language_rep(group.source)
             if language_rep is not None and language_rep in self.failed:
                 self.failed[name] = f"the source's {language_rep} could not be built: {self.failed[language_rep]}"
@@ -479,6 +483,7 @@ class Matrix(Evaluation, LanguageModelling):
             if broken:
                 self.failed[name] = f"cycle needs {conf.language_rep(broken[0])}, which could not be built"
                 continue
+            group = TaskGroup(group.task, group.source, conf, group.seed)
             run = TaskRun(
                 task=group.task,
                 kind=conf.task,  # type: ignore[arg-type]
@@ -518,9 +523,12 @@ class Matrix(Evaluation, LanguageModelling):
                 self.failed[outcome.name] = outcome.error
                 self.log(f"{outcome.name}: not built: {outcome.error}")
 
-    def _unload(self, group: TaskGroup) -> None:
-        """A task representation is done once its targets are evaluated: the bank need not hold them all."""
+    def _unload(self, group: TaskGroup, later: list[TaskGroup]) -> None:
+        """A task representation is done once its targets are evaluated (by every group that tests it): the bank
+        need not hold them all."""
         name = group.configuration.task_rep(group.task, group.source, group.seed)
+        if any(g.configuration.task_rep(g.task, g.source, g.seed) == name for g in later):
+            return
         if name in self.model.reps:
             self.model.remove(name)
             self._hashes.pop(name, None)
