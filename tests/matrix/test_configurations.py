@@ -45,7 +45,7 @@ def test_custom_configurations_and_refusals():
         resolve_configurations(["XX"], {})
     with pytest.raises(XLTError, match="language kind 'adapter'"):
         resolve_configurations(["A"], {"A": {"language": "adapter", "task": "prompt"}})
-    with pytest.raises(XLTError, match="one of the paper's"):
+    with pytest.raises(XLTError, match="a built-in configuration's"):
         resolve_configurations(["TA"], {"TA": {"task": "prompt"}})
     with pytest.raises(XLTError, match="collide"):
         resolve_configurations(["a+b", "a b"], {"a+b": {"task": "prompt"}, "a b": {"task": "lora"}})

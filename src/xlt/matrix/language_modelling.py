@@ -174,3 +174,26 @@ def _render(table: LossTable, head: dict[str, Any] | None) -> str:
         lines.append("Flagged (worse than the model alone on their own language):\n")
         lines.append("".join(f"- {line}\n" for line in worse))
     return "\n".join(lines)
+
+
+def lm_margins(directory: Path) -> list[str]:
+    """One line per language-representation kind: how many lower their own language's held-out loss, and the
+    margins by language (for summaries; the report's table has the rest)."""
+    path = Path(directory) / LM_FILE
+    data = _read(path) if path.is_file() else {}
+    try:
+        table = LossTable.from_dict(data["table"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    lines = []
+    kinds = dict.fromkeys(rep.split("/", 1)[1] for rep in table.reps)
+    for kind in kinds:
+        reps = [rep for rep in table.reps if rep.split("/", 1)[1] == kind]
+        helped = sum(table.margin(rep) > 0 for rep in reps)
+        own = sum(table.own_best(rep) for rep in reps)
+        margins = ", ".join(f"{table.reps[rep]} {table.margin(rep):+.3f}" for rep in reps)
+        lines.append(
+            f"  {kind}: {helped} of {len(reps)} lower their own language's loss (margins {margins}); {own} of "
+            f"{len(reps)} lower it more than any other language's"
+        )
+    return lines
