@@ -26,6 +26,7 @@ from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
 from xlt.training.data import micro_batches
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
+from xlt.training.probe_fit import fit_probe, fits_converged, spelled_out
 from xlt.training.run import claim_output_dir, finish, jsonable
 
 
@@ -271,6 +272,7 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     that selects the checkpoint; without it, the run's files make a text-classification task.
     """
     check_task_run(run)
+    run = spelled_out(run)  # a probe records its fit options, defaults included
     # A run of files records itself as it always has; a run given its task records the task's own fields.
     record = jsonable(run) if task is None else {**jsonable(run), **jsonable(task.record(run.source_language))}
     if not run.cycle_language_reps:  # a run without cycling records itself as runs did before the option
@@ -299,7 +301,10 @@ def train_task(model: XLTModel, run: TaskRun, log: Any = print, *, task: Task | 
     with discarded_on_failure(model, name):
         rep = _add_task_rep(model, run, task, name)
         fmt = TaskFormat(model, task, data.labels, run.max_length, source=run.source_language)
-        result = _fit(model, run, fmt, data, name, rep, out, log)
+        if fits_converged(rep):  # the zero-shot baseline: a linear probe fitted to convergence, not for steps
+            result: TrainResult = fit_probe(run, fmt, data, name, rep, log)
+        else:
+            result = _fit(model, run, fmt, data, name, rep, out, log)
         result.warnings = [*data.warnings, *result.warnings]
         finish(out, lambda: model.save_rep(name, rep_dir), result.to_dict())
     return rep_dir
