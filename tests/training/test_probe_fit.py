@@ -134,6 +134,7 @@ def test_the_grid_choice_follows_dev_and_a_tie_keeps_the_stronger_penalty(files,
     scripted = iter([0.5, 0.9, 0.9, 0.7])  # best: 0.1 and 0.01 tie, so 0.1 (the first grid value loses)
     real = probe_fit.cached_scores
     monkeypatch.setattr(probe_fit, "cached_scores", lambda *a: {**real(*a), "accuracy": next(scripted)})
+    monkeypatch.setattr(probe_fit, "dev_log_loss", lambda *a: 1.0)  # a tie on the log-loss too
     model, _, result = trained(files, tmp_path / "run", l2_grid=[0.01, 1.0, 0.001, 0.1])  # any order
     assert result["fit"]["grid"] == GRID and result["fit"]["chosen_l2"] == 0.1
     assert result["best"]["accuracy"] == 0.9 and result["best"]["l2"] == 0.1
@@ -243,3 +244,14 @@ def test_a_matrix_config_gives_the_probe_its_options():
     config = load_config({**spec, "task_training": {"probe": {"fit": "steps", "l2_grid": [0.1]}}})
     assert config.task_training.options("probe") == {"fit": "steps", "l2_grid": [0.1]}
     assert config.recipe()["task_training"]["probe"] == {"fit": "steps", "l2_grid": [0.1]}
+
+
+def test_a_tie_on_the_metric_goes_to_the_lower_dev_log_loss_then_the_stronger_penalty():
+    history = [
+        {"accuracy": 0.5, "dev_loss": 0.1},
+        {"accuracy": 0.9, "dev_loss": 1.2},
+        {"accuracy": 0.9, "dev_loss": 0.9},  # ties on accuracy, lower log-loss: chosen
+        {"accuracy": 0.9, "dev_loss": 0.9},  # ties on both: the stronger penalty (earlier) stays
+    ]
+    assert probe_fit.best_index(history, "accuracy") == 2
+    assert probe_fit.best_index([{"accuracy": 0.9}, {"accuracy": 0.9}], "accuracy") == 0

@@ -12,6 +12,7 @@ the stronger penalty. Everything is deterministic: no sampling, no dropout, floa
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -235,13 +236,32 @@ def grid_order(grid: Sequence[float]) -> list[float]:
 
 
 def best_index(history: list[dict[str, Any]], metric: str) -> int:
-    """The entry of the best dev score in ``history`` (in fitting order, strongest first: a tie keeps the
-    stronger penalty)."""
+    """The entry of the best dev score in ``history`` (in fitting order, strongest first). A tie on the
+    headline metric (a small dev set ties often) goes to the lower dev log-loss where it is recorded, then to
+    the stronger penalty."""
     best = 0
     for i, entry in enumerate(history):
-        if better(metric, entry[metric], history[best][metric]):
+        lower_loss = entry.get("dev_loss", math.inf) < history[best].get("dev_loss", math.inf)
+        tie_won = entry[metric] == history[best][metric] and lower_loss
+        if better(metric, entry[metric], history[best][metric]) or tie_won:
             best = i
     return best
+
+
+def dev_log_loss(features: Features, weight: torch.Tensor, bias: torch.Tensor, labels: list[str], task: Any) -> float:
+    """Mean cross-entropy of the head on cached dev features over the rows whose reference is one of
+    ``labels`` (inf where none is)."""
+    logits, targets = [], []
+    for _, rows, span in features.chunks:
+        chunk = F.linear(features.values[span].double(), weight.double(), bias.double())
+        for row, example in zip(chunk, rows, strict=True):
+            reference = task.reference(example)
+            if isinstance(reference, str) and reference in labels:
+                logits.append(row)
+                targets.append(labels.index(reference))
+    if not targets:
+        return math.inf
+    return float(F.cross_entropy(torch.stack(logits).double(), torch.tensor(targets)))
 
 
 def _grid(
@@ -266,6 +286,8 @@ def _grid(
         steps += fit.iterations
         scores = cached_scores(dev, fit.weight.to(layer.weight.dtype), fit.bias.to(layer.bias.dtype), fmt, language)
         record = {"l2": l2, "iterations": fit.iterations, "loss": fit.loss, "gradient": fit.gradient}
+        if len(fit.weight) == len(fmt.labels) and fmt.task.closed_labels:  # one logit per label: a log-loss
+            record["dev_loss"] = dev_log_loss(dev, fit.weight, fit.bias, fmt.labels, fmt.task)
         record["converged"] = fit.converged
         history.append({**scores, **record, "step": steps})
         fits.append(fit)
