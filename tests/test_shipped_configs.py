@@ -78,3 +78,18 @@ def test_the_demo_matrix_config_loads_under_every_preset(name, tmp_path):
     assert config.language_training.train.steps == spec["language_training"]["train"]["steps"]  # the demo's own
     assert config.target_languages() == ["en", "sk", "sw"]
     assert not (tmp_path / "demo").exists()  # loading writes nothing
+
+
+def test_the_demo_names_its_configurations_and_seeds(tmp_path):
+    from xlt.demo import DEMO_CONFIGURATIONS, run_demo
+    from xlt.errors import XLTError
+    from xlt.matrix.configurations import PAPER_NAMES
+
+    config = load_config(demo_config(["en", "sk"], tmp_path / "demo", None, seeds=3))
+    assert config.seeds == [1, 2, 3] and config.configurations == list(DEMO_CONFIGURATIONS)
+    assert config.configurations[:7] == list(PAPER_NAMES)
+    assert load_config(demo_config(["en", "sk"], tmp_path / "demo", None)).seeds == [1]
+    for bad in (0, -1, True):
+        with pytest.raises(XLTError, match="--seeds must be an integer >= 1"):
+            run_demo("en,sk", tmp_path / "demo", seeds=bad)
+    assert not (tmp_path / "demo").exists()
