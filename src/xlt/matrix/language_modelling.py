@@ -129,7 +129,7 @@ def _head_record(head_dir: Path | None) -> dict[str, Any] | None:
     if head_dir is None:
         return None
     result = _read(head_dir.parent / "result.json")
-    keep = ("best_metric", "unigram_loss", "uniform_loss", "steps", "best_step", "epochs", "vocab", "curve")
+    keep = ("best_loss", "unigram_loss", "uniform_loss", "steps", "best_step", "epochs", "vocab", "curve")
     return {k: result[k] for k in keep if k in result}
 
 
@@ -148,8 +148,8 @@ def language_modelling_section(directory: Path) -> str | None:
 
 def _render(table: LossTable, head: dict[str, Any] | None) -> str:
     lines = ["## Language modelling\n"]
-    if head and "best_metric" in head:
-        parts = [f"held-out loss **{head['best_metric']:.3f}** nats per masked token"]
+    if head and isinstance(head.get("best_loss"), int | float):
+        parts = [f"held-out loss **{head['best_loss']:.3f}** nats per masked token"]
         if "unigram_loss" in head:
             parts.append(f"a unigram model of the same corpora {head['unigram_loss']:.3f}")
         if "uniform_loss" in head:
