@@ -46,7 +46,7 @@ test: environments
 	@echo "==> tests on transformers 5.x"
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
-	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not no_model"
+	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not no_model and not orchestration"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
