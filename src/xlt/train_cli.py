@@ -99,13 +99,9 @@ def _task() -> Training:
 
 
 def _lm_head() -> Training:
-    from xlt.training.language import LMHeadRun, train_lm_head
+    from xlt.training.language import LMHeadRun, check_lm_head_run, train_lm_head
 
-    return Training(LMHeadRun, _nothing_to_check, train_lm_head)
-
-
-def _nothing_to_check(run: Any) -> None:
-    pass
+    return Training(LMHeadRun, check_lm_head_run, train_lm_head)
 
 
 TRAIN_LANGUAGE = RunVerb("Train a language representation with a language-modelling objective.", "language", _language)

@@ -21,6 +21,7 @@ from xlt.paths import check_name, short
 from xlt.records import jsonable
 from xlt.reps.registry import PRESETS, RoleName, get_kind, registered
 from xlt.training.corpora import CorpusConfig
+from xlt.training.lm_head_fit import check_cached_options
 from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import preset
@@ -88,13 +89,22 @@ class TaskTraining(RepTraining):
 
 @dataclass
 class LMHeadTraining:
-    """The masked-LM head of an encoder that ships none (e5): trained once on all corpora, or given."""
+    """The masked-LM head of an encoder that ships none (e5): trained once on all corpora, or given.
+
+    ``cached_segments`` training segments go once through the frozen base and the head is fitted on the states at
+    their masked positions for ``cached_epochs`` epochs, or fewer if early stopping ends it
+    (``xlt.training.lm_head_fit``); 0 trains through the base step by step (``train.steps``) instead."""
 
     path: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     restrict_vocab: bool = True
     validation_segments: int = 64
+    cached_segments: int = 1536
+    cached_epochs: int = 8
+
+    def __post_init__(self) -> None:
+        check_cached_options(self.cached_segments, self.cached_epochs)
 
 
 @dataclass

@@ -396,6 +396,8 @@ class Matrix(Evaluation, LanguageModelling):
             objective=c.objective,
             train=self._train(c.train),
             validation_segments=c.validation_segments,
+            cached_segments=c.cached_segments,
+            cached_epochs=c.cached_epochs,
         )
         self.log(
             f"LM head: the encoder ships none; training one on {len(corpora)} corpora ({', '.join(languages)}), "

@@ -3,6 +3,7 @@ language-modelling objective on that language's text, the base model frozen."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -18,6 +19,7 @@ from xlt.reps.registry import role_kind
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm_head import MaskedLMHead
+from xlt.training.lm_head_fit import CachedFit, check_cached_options, fit_cached_head
 from xlt.training.lm_objective import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
 from xlt.training.run import claim_output_dir, finish, run_lock
@@ -187,8 +189,19 @@ class LMHeadRun:
         restrict_vocab: predict only the token ids that occur in the corpora (much cheaper than the full
             vocabulary; the rest are ignored as targets).
         objective: masked-LM settings (max_length, mlm_probability).
-        train: optimisation settings (AdamW; the base stays frozen).
-        vocab_documents: documents per corpus scanned to collect the vocabulary.
+        train: optimisation settings (AdamW; the base stays frozen). The cached fit reads the optimiser, lr,
+            weight_decay, warmup_steps (in its steps of 256 positions), max_grad_norm, seed, checkpoint_every
+            (whether, not how often) and early_stopping_patience (in epochs; 3 when unset) from it, and
+            batch_size as the segments masked together; its steps and eval_every are its own
+            (``lm_head_fit.fit_config``).
+        validation_segments: validation segments the held-out loss is measured on.
+        vocab_documents: documents per corpus scanned to collect the vocabulary (and, for the cached fit, the
+            unigram counts that set the head's initial bias and its baseline).
+        cached_segments: training segments the frozen base runs over once; the head is then fitted on the
+            states at their masked positions (``xlt.training.lm_head_fit``). 0 trains through the base step by
+            step instead (``train.steps`` steps, as before the cached fit).
+        cached_epochs: epochs of the cached fit over its states: the learning rate decays to 0 over them (early
+            stopping may end the fit sooner).
     """
 
     corpora: list[CorpusConfig]
@@ -198,6 +211,14 @@ class LMHeadRun:
     train: TrainConfig = field(default_factory=TrainConfig)
     validation_segments: int = 64
     vocab_documents: int = 100_000
+    cached_segments: int = 1536
+    cached_epochs: int = 8
+
+
+def check_lm_head_run(run: LMHeadRun) -> None:
+    """Refuse options no head run could honour, before the model is loaded or a directory claimed."""
+    check_validation_segments(run.validation_segments)
+    check_cached_options(run.cached_segments, run.cached_epochs)
 
 
 def _interleave(corpora: list[CorpusConfig], split: str) -> Any:
@@ -216,12 +237,13 @@ def _interleave(corpora: list[CorpusConfig], split: str) -> Any:
 
 
 def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
-    """Train the LM head of an encoder on the pooled corpora (base frozen, no representation active)."""
+    """Train the LM head of an encoder on the pooled corpora (base frozen, no representation active): by default
+    fitted on the base's cached states at masked positions (``run.cached_segments``), else step by step."""
     if not model.host.needs_lm_head:
         raise XLTError(f"{model.host.name} models predict tokens with their own LM head; only encoders need one")
     if not run.corpora:
         raise XLTError("an LM head needs at least one corpus (corpora=[...])")
-    check_validation_segments(run.validation_segments)
+    check_lm_head_run(run)
     out = Path(run.output_dir)
     head_dir = out / "head"
     embeddings = model.host.input_embeddings(model.base)
@@ -236,23 +258,47 @@ def train_lm_head(model: XLTModel, run: LMHeadRun, log: Any = print) -> Path:
 
 def _train_head(model: XLTModel, run: LMHeadRun, out: Path, head_dir: Path, embeddings: Any, log: Any) -> Path:
     """The head's run once ``out`` is held: reused when finished, else trained (or resumed)."""
-    tok = model.tokenizer
     if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}):
         log(f"LM head: already trained in {out}, reusing it")
         return head_dir
-    vocab: set[int] | None = None
-    if run.restrict_vocab:
-        vocab = set()
-        scanned = islice(_interleave(run.corpora, "train"), run.vocab_documents * len(run.corpora))
-        for ids in tokenized(scanned, tok):
-            vocab.update(ids)
-        if not vocab:
-            raise XLTError("the corpora hold no text to build the LM head's vocabulary from")
+    counts = _scan(run, model.tokenizer)
     with torch.random.fork_rng(devices=[]):  # the head's init comes from the run's seed, not the global RNG
         torch.manual_seed(run.train.seed)
-        head = MaskedLMHead(embeddings, sorted(vocab) if vocab is not None else None).to(embeddings.weight.device)
+        vocab = sorted(counts) if run.restrict_vocab else None
+        head = MaskedLMHead(embeddings, vocab).to(embeddings.weight.device)
     objective = lm_objective(model, Plan(), run.objective, head)
-    seed = run.train.seed
+    source = _pooled(run, model.tokenizer, objective.segment_length, objective.separator)
+    if run.cached_segments:
+        fit = CachedFit(run.cached_segments, run.cached_epochs, run.validation_segments, run.train)
+        record = fit_cached_head(model, head, objective.collate, source, counts, fit, out, log)
+    else:
+        record = _train_lm(
+            model, objective, source, {"lm_head": head}, "lm_head", head, run.train, run.validation_segments, out, log
+        )
+    finish(
+        out,
+        lambda: head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": record["steps"]}),
+        {"objective": "masked_lm_head", "vocab": len(head.vocab_ids), **record},
+    )
+    return head_dir
+
+
+def _scan(run: LMHeadRun, tok: Any) -> Counter[int]:
+    """Token counts of the first ``vocab_documents`` training documents of each corpus: the restricted
+    vocabulary, and the cached fit's unigram model. Skipped (empty) when neither is asked for."""
+    counts: Counter[int] = Counter()
+    if not (run.restrict_vocab or run.cached_segments):
+        return counts
+    scanned = islice(_interleave(run.corpora, "train"), run.vocab_documents * len(run.corpora))
+    for ids in tokenized(scanned, tok):
+        counts.update(ids)
+    if not counts:
+        raise XLTError("the corpora hold no text to build the LM head's vocabulary from")
+    return counts
+
+
+def _pooled(run: LMHeadRun, tok: Any, length: int, separator: int | None) -> SegmentSource:
+    """The segments of all corpora, interleaved document by document."""
 
     class Pooled(SegmentSource):
         def _packed(self, split: str) -> Any:
@@ -261,13 +307,4 @@ def _train_head(model: XLTModel, run: LMHeadRun, out: Path, head_dir: Path, embe
         def describe(self) -> str:
             return "the pooled corpora (" + "; ".join(describe(c) for c in run.corpora) + ")"
 
-    source = Pooled(run.corpora[0], tok, objective.segment_length, objective.separator, seed)
-    record = _train_lm(
-        model, objective, source, {"lm_head": head}, "lm_head", head, run.train, run.validation_segments, out, log
-    )
-    finish(
-        out,
-        lambda: head.save(head_dir, model.fingerprint, {"vocab": len(head.vocab_ids), "steps": record["steps"]}),
-        {"objective": "masked_lm_head", "vocab": len(head.vocab_ids), **record},
-    )
-    return head_dir
+    return Pooled(run.corpora[0], tok, length, separator, run.train.seed)

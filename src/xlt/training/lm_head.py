@@ -6,6 +6,8 @@ representation alone. The head is BERT's (dense, GELU, LayerNorm) with the decod
 word embeddings; only the transform and an output bias are trained. ``vocab_ids`` may restrict the output to
 the ids seen in the corpora (logits over ~50k ids instead of 250k); logits are computed only at masked
 positions. Stored like a representation: ``xlt_lm_head.json`` + ``lm_head.safetensors`` + fingerprint.
+``train_lm_head`` fits it on the frozen base's cached states at masked positions (``lm_head_fit``), or step by
+step through the base (``cached_segments=0``); both save the same format.
 """
 
 from __future__ import annotations
@@ -50,12 +52,23 @@ class MaskedLMHead(nn.Module):
         nn.init.normal_(self.dense.weight, std=0.02)
         nn.init.zeros_(self.dense.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``hidden``: [n, d] states at the masked positions only; returns [n, len(vocab_ids)] logits."""
-        h = self.norm(F.gelu(self.dense(hidden.to(self.dense.weight.dtype))))
-        table = self._embeddings[0].weight
-        weight = table if not self.restricted else table.index_select(0, self.vocab_ids)
+    def forward(self, hidden: torch.Tensor, decoder: torch.Tensor | None = None) -> torch.Tensor:
+        """``hidden``: [n, d] states at the masked positions only; returns [n, len(vocab_ids)] logits.
+
+        ``decoder``: ``decoder_weight()`` computed once by a caller that runs many batches (the table is frozen,
+        and gathering the restricted rows costs as much as a small batch's logits)."""
+        h = self.transform(hidden)
+        weight = self.decoder_weight() if decoder is None else decoder
         return h @ weight.to(h.dtype).T + self.bias
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The trained part before the tied decoder: dense, GELU, LayerNorm."""
+        return self.norm(F.gelu(self.dense(hidden.to(self.dense.weight.dtype))))
+
+    def decoder_weight(self) -> torch.Tensor:
+        """The frozen word embeddings of the output vocabulary, [len(vocab_ids), d]."""
+        table = self._embeddings[0].weight
+        return table if not self.restricted else table.index_select(0, self.vocab_ids)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """Map token ids to output indices (ids outside ``vocab_ids`` become -100, i.e. ignored)."""
