@@ -88,6 +88,8 @@ def trained(e5, tmp_path_factory):
             objective=OBJECTIVE,
             train=quick(30, 2e-3),
             validation_segments=32,
+            cached_segments=256,  # the base's states of 256 masked segments, fitted on for a few epochs
+            cached_epochs=4,
         ),
     )
     head = MaskedLMHead.load(head_dir, model.host.input_embeddings(base), model.fingerprint)

@@ -34,6 +34,7 @@ def test_demo_matrix_on_e5(e5_dir, tmp_path):
     spec = demo_config(["en", "sk"], tmp_path / "demo", threads=None)
     spec["configurations"] = ["zero-shot", "LA+TP", "SLP+TA"]
     spec["progress"] = False
+    spec["lm_head"].update(cached_segments=64, cached_epochs=1)  # the demo's head, on a few cached states
     for section, steps in (("lm_head", 4), ("language_training", 2), ("task_training", 20)):
         # One dev evaluation per training (evaluation dominates this test's time); checkpoints halfway still.
         spec[section]["train"].update(steps=steps, eval_every=steps, checkpoint_every=steps // 2, warmup_steps=0)
@@ -46,4 +47,4 @@ def test_demo_matrix_on_e5(e5_dir, tmp_path):
     page = (tmp_path / "demo" / "report" / "report.md").read_text()
     assert "emoji never seen in training" in page and "| sk |" in page
     probe = next(r for r in rows if r["configuration"] == "zero-shot" and r["target"] == "en")
-    assert probe["metrics"]["accuracy"] > 0.2  # 20 steps of the probe beat the majority class (16.9%)
+    assert probe["metrics"]["accuracy"] > 0.2  # the converged probe beats the majority class (16.9%)
