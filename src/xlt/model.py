@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,10 @@ class XLTModel(nn.Module):
 
         For a language with no corpus: compose its representation from related languages' (a weight-space
         average of the kind AdapterSoup, Chronopoulou et al. 2023, takes of domain adapters)."""
-        if not weights or any(not isinstance(w, int | float) or w < 0 for w in weights.values()):
+        if not weights or any(
+            isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0
+            for w in weights.values()
+        ):
             raise XLTError(f"compose({name!r}) needs non-negative weights of existing reps, got {weights!r}")
         total = float(sum(weights.values()))
         if total <= 0:

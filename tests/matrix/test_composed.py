@@ -78,3 +78,17 @@ def test_a_composed_configuration_runs_in_a_matrix(tmp_path):
         assert composed["name"] == f"{target}/prompt-composed"
         assert set(composed["composed_from"]) == {f"{lang}/prompt" for lang in ("en", "de", "sk") if lang != target}
         assert by[("SLP+TA-avg", target)]["reps"]["task"] == by[("SLP+TA", target)]["reps"]["task"]
+
+
+def test_a_slug_shared_with_a_composed_configurations_twin_is_refused():
+    with pytest.raises(XLTError, match="collide"):
+        resolve_configurations(["la_ta", "LA+TA-avg"], {"la_ta": {"language": "prompt", "task": "bottleneck"}})
+    assert len(resolve_configurations(["LA+TA", "LA+TA-avg"], {})) == 2
+
+
+def test_compose_refuses_weights_that_are_not_numbers():
+    model = tiny_model("bert")
+    model.add_language("de", PromptConfig(num_virtual_tokens=3, init="vocab"))
+    for bad in (float("nan"), float("inf"), True):
+        with pytest.raises(XLTError, match="non-negative weights"):
+            model.compose("x", {"de/prompt": bad})

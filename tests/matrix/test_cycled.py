@@ -27,7 +27,7 @@ def test_custom_cycled_configurations_and_refusals():
     assert conf == Configuration("mine", "lora", "prompt", cycle=True)
     with pytest.raises(XLTError, match="cycle: true needs a language kind"):
         resolve_configurations(["x"], {"x": {"task": "prompt", "cycle": True}})
-    with pytest.raises(XLTError, match="cycle: true\\|false"):
+    with pytest.raises(XLTError, match="cycle: and compose: true\\|false"):
         resolve_configurations(["x"], {"x": {"language": "prompt", "task": "prompt", "cycle": "yes"}})
     with pytest.raises(XLTError, match="built-in configuration"):
         resolve_configurations(["LA+TA-cyc"], {"LA+TA-cyc": {"task": "prompt"}})
@@ -42,8 +42,28 @@ def test_a_cycled_configuration_runs_in_a_matrix(tmp_path):
     )
     task_runs = [d for d in sorted((tmp_path / "out" / "reps" / "task").iterdir()) if (d / "run.json").is_file()]
     records = {d.name: json.loads((d / "run.json").read_text())["config"] for d in task_runs}
-    cycled = records["toy-en-slp-ta-cyc-seed42"]
+    (cycled_dir,) = [name for name in records if name.startswith("toy-en-slp-ta-cyc-seed42-")]
+    cycled = records[cycled_dir]
     assert cycled["run"]["cycle_language_reps"] == ["en/prompt", "de/prompt", "sk/prompt"]
     assert "cycle_language_reps" not in records["toy-en-slp-ta-seed42"]["run"]
     accuracy = {(r["configuration"], r["target"]): r["metrics"]["accuracy"] for r in result}
     assert all(0.0 <= v <= 1.0 for v in accuracy.values())
+
+
+def test_a_wider_grid_recomputes_cycled_cells_instead_of_refusing_them(tmp_path):
+    spec = world(tmp_path, languages=["en", "de", "sk"])
+    spec["targets"], spec["configurations"] = ["en", "de"], ["TA", "SLP+TA-cyc"]
+    lines: list[str] = []
+    first = run_matrix(load_config(spec), log=lines.append)
+    assert all(r["status"] == "ok" for r in first) and len(first) == 4
+    spec["targets"] = ["en", "de", "sk"]
+    lines.clear()
+    second = run_matrix(load_config(spec), log=lines.append)
+    assert all(r["status"] == "ok" for r in second) and len(second) == 6
+    assert any("2 cycled or composed cell(s) to recompute" in line for line in lines)
+    runs = [d.name for d in (tmp_path / "out" / "reps" / "task").iterdir() if d.name.startswith("toy-en-slp-ta-cyc")]
+    assert len(runs) == 2  # one per cycled set; the first is never overwritten or refused
+    ta = {r["target"]: r for r in first if r["configuration"] == "TA"}
+    assert all(
+        r["metrics"] == ta[r["target"]]["metrics"] for r in second if r["configuration"] == "TA" and r["target"] in ta
+    )

@@ -37,8 +37,14 @@ def test_summary_names_the_winner_and_its_verdict():
     assert lines[0].startswith(
         "focus (sk, sw), accuracy, 3 seed(s): LA+TA 62.0 ± 1.0, zero-shot 55.0 ± 0.0, TA 52.0 ± 1.0"
     )
-    assert "LA+TA - TA: +10.0 points (paired over 3 seed(s), std 0.0); more than the seeds' std (1.0)" in lines[1]
+    assert "LA+TA - TA: +10.0 points (paired over 3 seeds, std 0.0); more than the seeds' std (1.0)" in lines[1]
     assert "LA+TA - zero-shot: +7.0 points" in lines[2] and len(lines) == 3
     assert summary_lines([], "accuracy", ["sk"], "focus", ["TA"], set()) == [
         "focus: no configuration was evaluated on all of sk"
     ]
+
+
+def test_one_seed_says_there_is_no_spread():
+    one = [r for r in ROWS if r["seed"] == 1]
+    lines = summary_lines(one, "accuracy", ["sk", "sw"], "focus", ["TA"], {"LA+TA"})
+    assert lines[1] == "  LA+TA - TA: +10.0 points (one seed: no spread to compare it with; run more seeds)"

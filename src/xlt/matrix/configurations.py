@@ -166,6 +166,11 @@ def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | N
             raise XLTError(f"configurations: unknown configuration '{name}' (allowed: {', '.join(known)})")
         out.append(known[name])
     slugs = [c.slug for c in out]
-    if len(set(slugs)) != len(slugs):
+    # A composed configuration tests its twin's task representation, found by slug: a slug must name one training.
+    trainings: dict[str, set[tuple[str | None, str, bool]]] = {}
+    for c in out:
+        t = c.trains_with
+        trainings.setdefault(t.slug, set()).add((t.language, t.task, t.cycle))
+    if len(set(slugs)) != len(slugs) or any(len(v) > 1 for v in trainings.values()):
         raise XLTError(f"configurations: names {names} collide once made file-safe ({slugs}); rename one")
     return out

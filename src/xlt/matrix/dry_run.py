@@ -147,7 +147,8 @@ def plan(config: MatrixConfig) -> DryRun:
     result.lm_head = heads and config.model == "e5" and bool(language_pairs) and config.lm_head.path is None
     for name in tasks:
         for source in config.sources:
-            for conf in configurations:
+            trained = {c.trains_with.name: c.trains_with for c in configurations}  # -avg tests its twin's
+            for conf in trained.values():
                 if _trains(conf, heads):
                     result.task_runs += [(name, source, conf.name, seed) for seed in config.seeds]
     result.cells = len(tasks) * len(config.sources) * len(targets) * len(configurations) * len(config.seeds)

@@ -60,6 +60,12 @@ class Evaluation:
     def _task_dir(self, group: TaskGroup) -> Path:
         raise NotImplementedError
 
+    def _grid_languages(self) -> list[str]:
+        raise NotImplementedError
+
+    def _language_dir(self, language: str, kind: str) -> Path:
+        raise NotImplementedError
+
     def _evaluate(self, group: TaskGroup, targets: list[str]) -> list[dict[str, Any]]:
         model, conf, task = self.model, group.configuration, self.tasks[group.task]
         trains = conf.trains_task(model.host)
@@ -206,17 +212,28 @@ class Evaluation:
         return identity
 
     def _compose(self, conf: Configuration, targets: list[str]) -> dict[str, dict[str, float] | str]:
-        """Each target's composed language representation put in the bank: its weights, or why it could not be."""
-        languages = dict.fromkeys([*self.config.sources, *self.config.target_languages()])
-        available = [
-            lang
-            for lang in languages
-            if (name := conf.language_rep(lang)) is not None and name in self.model.reps and name not in self.failed
-        ]
+        """Each target's composed language representation put in the bank: its weights, or why it could not be.
+        It is averaged from the grid's languages with a corpus (whatever this run happened to load), and a
+        cell whose intended representation could not be built is an error, never a quieter average."""
+        languages = self._grid_languages()
+        names = {lang: str(conf.language_rep(lang)) for lang in languages}
+        broken = {lang: self.failed[name] for lang, name in names.items() if name in self.failed}
+        for lang, name in names.items():
+            if lang not in broken and name not in self.model.reps:
+                rep_dir = self._language_dir(lang, str(conf.language)) / "rep"
+                if rep_dir.is_dir():
+                    self.model.load_rep(rep_dir)
+                else:
+                    broken[lang] = f"{name} was not built"
         out: dict[str, dict[str, float] | str] = {}
         for target in targets:
+            missing = {lang: why for lang, why in broken.items() if lang != target}
+            if missing:
+                lang, why = next(iter(missing.items()))
+                out[target] = f"the composition needs {names[lang]}: {why}"
+                continue
             try:
-                out[target] = compose_target(self.model, conf, target, available)
+                out[target] = compose_target(self.model, conf, target, languages)
             except XLTError as exc:
                 out[target] = str(exc)
             else:

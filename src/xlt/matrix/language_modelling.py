@@ -13,6 +13,7 @@ from typing import Any
 from xlt.formats.atomic import atomic_write_text
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration
+from xlt.matrix.inputs import LM_HEAD
 from xlt.model import XLTModel
 from xlt.records import jsonable
 from xlt.training.corpora import CorpusConfig
@@ -29,6 +30,7 @@ class LanguageModelling:
     config: MatrixConfig
     configurations: list[Configuration]
     failed: dict[str, str]
+    digests: dict[str, str]
     log: Any
     out: Path
 
@@ -48,10 +50,10 @@ class LanguageModelling:
     def _measure_language_modelling(self) -> None:
         """Measure (or keep) the language representations' held-out losses; a failure is a log line, never a
         lost matrix: the table is a diagnosis, not a result."""
-        reps = self._built_language_reps()
-        if not reps:
-            return
         try:
+            reps = self._built_language_reps()
+            if not reps:
+                return
             head_dir = self._lm_head() if self.model.host.needs_lm_head else None
             key = self._lm_key(reps, head_dir)
             path = self.out / LM_FILE
@@ -70,8 +72,14 @@ class LanguageModelling:
         reps = {}
         for kind in kinds:
             for language in languages:
-                name, rep_dir = f"{language}/{kind}", self._language_dir(language, str(kind)) / "rep"
-                if name not in self.failed and rep_dir.is_dir() and self._corpus(language) is not None:
+                name = f"{language}/{kind}"
+                if name in self.failed or self._corpus(language) is None:
+                    continue
+                try:
+                    rep_dir = self._language_dir(language, str(kind)) / "rep"
+                except KeyError:  # in a rep store, a pair this run did not build has no directory here
+                    continue
+                if rep_dir.is_dir():
                     reps[name] = rep_dir
         return reps
 
@@ -81,6 +89,8 @@ class LanguageModelling:
         determined = {
             "reps": results,
             "head": _text(head_dir.parent / "result.json") if head_dir is not None else None,
+            "given_head": self.digests.get(LM_HEAD),  # a head given by path counts by its content
+            "batch_size": self.config.eval_batch_size,  # the masks are drawn per batch
             "objective": jsonable(c.objective),
             "skip": c.validation_segments,
             "segments": HELD_OUT,

@@ -124,6 +124,9 @@ class Matrix(Evaluation, LanguageModelling):
 
     def _task_dir(self, group: TaskGroup) -> Path:
         name = f"{group.task}-{group.source}-{group.configuration.trains_with.slug}-seed{group.seed}"
+        if group.configuration.cycle:  # keyed by the languages it cycles through: another set is another run
+            cycled = ",".join(self._cycled_languages(group.source))
+            name += "-" + hashlib.sha256(cycled.encode()).hexdigest()[:8]
         return contained(self.out, "reps", "task", name)
 
     def _corpus(self, language: str) -> CorpusConfig | None:
@@ -157,6 +160,7 @@ class Matrix(Evaluation, LanguageModelling):
                 store.meta.extra["rep_store"] = str(self.rep_store)
             self._take_tasks(store)
             self._take_inputs(store, current)
+            self._take_grid_languages(store)
             write_config(self.out, to_dict(self.config))
             todo = [c for c in cells if not store.done(c.key)]
             self.log(f"matrix: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
@@ -291,7 +295,7 @@ class Matrix(Evaluation, LanguageModelling):
                 # A cycled task representation is trained with every language's representation of its kind; a
                 # composed target's is averaged from the others'.
                 every = conf.cycle or conf.compose
-                languages = self._cycled_languages(cell.source) if every else [cell.source, cell.target]
+                languages = self._grid_languages() if every else [cell.source, cell.target]
                 for language in languages:
                     wanted[(language, conf.language)] = None
         if not wanted:
@@ -337,10 +341,31 @@ class Matrix(Evaluation, LanguageModelling):
         if self.rep_store is not None:
             self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
 
+    def _grid_languages(self) -> list[str]:
+        """The languages with a corpus among the grid's sources and targets (in that order): those a cycled task
+        representation meets and a composed one is averaged from."""
+        languages = dict.fromkeys([*self.config.sources, *self.config.target_languages()])
+        return [lang for lang in languages if self._corpus(lang) is not None]
+
     def _cycled_languages(self, source: str) -> list[str]:
-        """The languages whose representations a cycled task representation trained in ``source`` meets: the
-        source, then every target of the grid (in the grid's order)."""
-        return list(dict.fromkeys([source, *self.config.target_languages()]))
+        """The source, then the grid's other languages with a corpus."""
+        return list(dict.fromkeys([source, *self._grid_languages()]))
+
+    def _take_grid_languages(self, store: ResultStore) -> None:
+        """Cycled and composed cells depend on the grid's set of languages with a corpus: when it changes, the
+        stored ones are recomputed (their task representations are keyed by the set, so none is refused)."""
+        current = self._grid_languages()
+        before = store.meta.extra.get("grid_languages")
+        if before is not None and before != current:
+            dependent = {c.name for c in resolve_configurations(list(BUILTIN_NAMES), {}) if c.cycle or c.compose}
+            dependent |= {name for name, c in self.by_name.items() if c.cycle or c.compose}
+            stale = [key_of(row) for row in store.rows() if row["configuration"] in dependent]
+            if stale:
+                store.drop(stale)
+                self.log(f"the grid's languages changed: {len(stale)} cycled or composed cell(s) to recompute")
+        if before != current:
+            store.meta.extra["grid_languages"] = current
+            store.save_meta()
 
     def _language_key(self, language: str, kind: str) -> str:
         """What determines a language representation, hashed: never the task or the matrix."""

@@ -77,10 +77,16 @@ def summary_lines(
             if name not in scores or name == contender.configuration:
                 continue
             mean, std, seeds = paired_margin(contender, scores[name])
+            if seeds < 2:
+                lines.append(
+                    f"  {contender.configuration} - {name}: {mean * points:+.1f} points (one seed: no spread to "
+                    "compare it with; run more seeds)"
+                )
+                continue
             spread = max(contender.std, scores[name].std)
             verdict = "more than" if mean > spread else "not more than"
             lines.append(
-                f"  {contender.configuration} - {name}: {mean * points:+.1f} points (paired over {seeds} seed(s), std "
+                f"  {contender.configuration} - {name}: {mean * points:+.1f} points (paired over {seeds} seeds, std "
                 f"{std * points:.1f}); {verdict} the seeds' std ({spread * points:.1f})"
             )
     return lines

@@ -31,7 +31,8 @@ class ProbeConfig(RepConfig):
     Args:
         fit: "converged" (sequence heads): the head's linear layer is the multinomial logistic regression of the
             frozen model's pooled features, fitted by full-batch L-BFGS to convergence for each ``l2_grid``
-            value, the one scoring best on the source language's dev set kept (ties: the stronger penalty).
+            value, the one scoring best on the source language's dev set kept (ties: the lower dev log-loss,
+            then the stronger penalty).
             "steps": the step loop of every kind (``TrainConfig``). Token and span heads (NER, QA) always
             train with steps.
         l2_grid: L2 penalties on the weights (not the bias) to choose from; the objective is the mean

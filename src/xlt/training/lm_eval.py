@@ -94,9 +94,11 @@ def language_losses(
     if not batches:
         raise XLTError("the corpora hold no held-out text (raise their validation_fraction)")
     table.languages = [lang for lang in corpora if lang in batches]
+    # A representation whose language has no held-out text has no margin to report.
+    table.reps = {rep: lang for rep, lang in reps.items() if lang in batches}
     extra = {"lm_head": head} if head is not None else None
     with _evaluating(model):
-        for rep in [ALONE, *reps]:
+        for rep in [ALONE, *table.reps]:
             objective_of = base if rep == ALONE else lm_objective(model, Plan((rep,)), objective, head)
             scorer = TrainingModule(model, objective_of.loss, extra)
             table.losses[rep] = {

@@ -7,7 +7,8 @@ input) are kept. The head's linear layer is then the multinomial logistic regres
 L-BFGS (strong-Wolfe line search) to convergence for each L2 penalty of the probe's ``l2_grid``, strongest first,
 each fit starting from the previous one's solution; the penalty whose fit scores best on the dev set (the task's
 own scorer and headline metric, on the dev features exactly as evaluation computes them) is kept, a tie going to
-the stronger penalty. Everything is deterministic: no sampling, no dropout, float64 on fixed features.
+the lower dev log-loss, then the stronger penalty. Everything is deterministic: no sampling, no dropout,
+float64 on fixed features.
 """
 
 from __future__ import annotations
