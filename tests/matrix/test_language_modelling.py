@@ -61,7 +61,9 @@ def test_a_matrix_measures_and_reports_its_language_representations(tmp_path):
     assert all(v > 0 for row in table.losses.values() for v in row.values())
     # Paired: the same held-out masks under every representation, so the losses differ only by the rep.
     assert len({round(row["en"], 6) for row in table.losses.values()}) > 1
+    assert set(table.reused) <= set(table.languages)
     page = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert ("measured again" in page) == bool(table.reused)
     assert "## Language modelling" in page and "| model alone |" in page and "| sk/prompt |" in page
     assert language_modelling_section(tmp_path / "out") in page
     # Kept while nothing it measured changes.

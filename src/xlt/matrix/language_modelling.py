@@ -171,6 +171,11 @@ def _render(table: LossTable, head: dict[str, Any] | None) -> str:
         f"against the model alone. Held-out segments per language: "
         f"{', '.join(f'{k} {v}' for k, v in table.segments.items())}.\n"
     )
+    if table.reused:
+        lines.append(
+            f"For {', '.join(table.reused)} the held-out split holds no more segments than those that selected the "
+            "representations' checkpoints: those are measured again (give more held-out text to separate them).\n"
+        )
     header = ["representation", *table.languages, "margin", "own language helped most"]
     rows = [header, ["---", *["---:"] * (len(table.languages) + 1), "---"]]
     rows.append(["model alone", *[f"{table.losses[ALONE][t]:.3f}" for t in table.languages], "", ""])

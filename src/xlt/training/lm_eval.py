@@ -38,6 +38,7 @@ class LossTable:
     reps: dict[str, str]  # rep name -> its language
     losses: dict[str, dict[str, float]] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)  # languages measured on the checkpoint-selection segments
 
     def margin(self, rep: str) -> float:
         """How much ``rep`` lowers its own language's loss against the model alone (positive: it helps)."""
@@ -51,11 +52,23 @@ class LossTable:
         return all(gains[own] >= gain for text, gain in gains.items() if text != own)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"languages": self.languages, "reps": self.reps, "losses": self.losses, "segments": self.segments}
+        return {
+            "languages": self.languages,
+            "reps": self.reps,
+            "losses": self.losses,
+            "segments": self.segments,
+            "reused": self.reused,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LossTable:
-        return cls(list(data["languages"]), dict(data["reps"]), dict(data["losses"]), dict(data["segments"]))
+        return cls(
+            list(data["languages"]),
+            dict(data["reps"]),
+            dict(data["losses"]),
+            dict(data["segments"]),
+            list(data.get("reused", [])),
+        )
 
 
 def held_out(source: SegmentSource, skip: int, count: int) -> list[list[int]]:
@@ -91,6 +104,8 @@ def language_losses(
         if rows:
             batches[language] = fixed_batches(rows, base.collate, batch_size, seed)
             table.segments[language] = len(rows)
+            if len(source.validation(skip + 1)) <= skip:
+                table.reused.append(language)
     if not batches:
         raise XLTError("the corpora hold no held-out text (raise their validation_fraction)")
     table.languages = [lang for lang in corpora if lang in batches]
