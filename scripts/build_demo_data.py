@@ -19,7 +19,12 @@ What it writes under ``--out`` (default ``src/xlt/data``):
   is in train or dev; test holds only emoji named in all 16 languages.
 * ``corpora/{lang}.txt``: de-duplicated strings, one a line, in a deterministic hash order, with every string
   that equals (casefolded) an emoji name or keyword of any language removed.
-* ``manifest.json`` (versions, counts, SHA-256 of every file), ``README.md``, ``LICENSE-UNICODE.txt`` and
+* ``parallel/{lang}.jsonl`` (the 15 languages other than English) with its own ``parallel/manifest.json``:
+  English-X pairs of keyed strings, ``{"en", "text", "split"}``: CLDR names matched by element key (languages,
+  scripts, territories, currencies, long unit names, calendar fields, cities, time zones, subdivisions) and
+  reviewed Django translations (msgid, msgstr); no pair with either side equal to an emoji name or keyword of
+  any language; train/dev split by a salted hash of the English side.
+* ``manifest.json`` (versions, counts, SHA-256 of every file but ``parallel/``), ``README.md``, ``LICENSE-UNICODE.txt`` and
   ``LICENSE-DJANGO.txt``.
 
 How to run (from the repository root)::
@@ -467,6 +472,126 @@ def build_corpus(cldr: Path, wheel: zipfile.ZipFile, lang: str, blocked: set[str
     return CorpusBuild(lines, stats)
 
 
+# -------------------------------------------------------------------------------------------- parallel text
+
+PARALLEL_SALT = "xlt-parallel-split-v1"
+PARALLEL_DEV_FRACTION = 0.1
+# The keyed CLDR sections whose strings are names (not patterns), parallel across languages by their key.
+PARALLEL_SECTIONS: tuple[tuple[str, ...], ...] = (
+    ("localeDisplayNames", "languages"),
+    ("localeDisplayNames", "scripts"),
+    ("localeDisplayNames", "territories"),
+    ("localeDisplayNames", "variants"),
+    ("localeDisplayNames", "keys"),
+    ("localeDisplayNames", "types"),
+    ("localeDisplayNames", "measurementSystemNames"),
+    ("numbers", "currencies"),
+    ("units", "unitLength"),
+    ("dates", "fields"),
+    ("dates", "timeZoneNames"),
+)
+KEY_ATTRIBUTES: tuple[str, ...] = ("type", "key", "alt", "count", "case", "gender")
+# Within those sections, names only: abbreviated units, relative-time phrases and the specific/daylight time zone
+# names would add near-duplicates and fragments rather than names.
+NAME_KEY = re.compile(
+    r"/units/unitLength\[type=long\]/unit\[[^]]*\]/displayName"
+    r"|/dates/fields/field\[[^]]*\]/displayName"
+    r"|/dates/timeZoneNames/zone\[[^]]*\]/exemplarCity"
+    r"|/dates/timeZoneNames/metazone\[[^]]*\]/long/generic"
+    r"|/(?:localeDisplayNames|numbers/currencies)/.*"
+)
+
+
+def keyed_strings(path: Path, prefixes: tuple[tuple[str, ...], ...]) -> dict[str, str]:
+    """Element texts of one LDML file by a key made of the element path and its distinguishing attributes,
+    within ``prefixes`` (tag paths below the root); unconfirmed and provisional drafts and patterns skipped."""
+    out: dict[str, str] = {}
+
+    def walk(element: ET.Element, tags: tuple[str, ...], key: str) -> None:
+        for child in element:
+            if child.tag in SKIP_TAGS or child.get("draft") in ("unconfirmed", "provisional"):
+                continue
+            child_tags = (*tags, child.tag)
+            if not any(child_tags[: len(p)] == p[: len(child_tags)] for p in prefixes):
+                continue
+            attrs = ",".join(f"{a}={child.get(a)}" for a in KEY_ATTRIBUTES if child.get(a) is not None)
+            child_key = f"{key}/{child.tag}" + (f"[{attrs}]" if attrs else "")
+            text = (child.text or "").strip()
+            if (
+                text
+                and text != "↑↑↑"
+                and any(child_tags[: len(p)] == p for p in prefixes)
+                and (tags[:1] == ("subdivisions",) or NAME_KEY.fullmatch(child_key))
+            ):
+                out[child_key] = text
+            walk(child, child_tags, child_key)
+
+    walk(ET.parse(path).getroot(), (), "")
+    return out
+
+
+def django_pairs(wheel: zipfile.ZipFile, lang: str) -> dict[str, tuple[str, str]]:
+    """(msgid, msgstr of the singular form) of the language's reviewed Django translations, keyed by catalog
+    and msgid; the first locale of ``DJANGO_LOCALES`` only (zh: Simplified)."""
+    locale = DJANGO_LOCALES.get(lang, (lang,))[0]
+    out: dict[str, tuple[str, str]] = {}
+    for name in django_catalogs(wheel, locale):
+        catalog = name.replace(f"/locale/{locale}/", "/locale/*/")
+        for entry in parse_po(wheel.read(name).decode("utf-8")):
+            if entry.msgid and not entry.fuzzy and entry.msgstr.get(0):
+                out[f"django:{catalog}:{entry.msgid}"] = (entry.msgid, entry.msgstr[0])
+    return out
+
+
+@dataclass
+class ParallelBuild:
+    rows: list[dict[str, str]]
+    stats: dict[str, int]
+
+
+def build_parallel(
+    cldr: Path, wheel: zipfile.ZipFile, lang: str, english: dict[str, str], blocked: set[str]
+) -> ParallelBuild:
+    """English-``lang`` pairs of keyed strings: CLDR names (main/{lang}.xml by element key, subdivisions by code)
+    and Django translations (msgid, msgstr). A pair goes when either side, cleaned, is not language or equals an
+    emoji name or keyword of any language (``blocked``); one pair per distinct (English, text). Split into train
+    and dev by a salted hash of the English side, so no English string is in both."""
+    theirs = {f"main:{k}": v for k, v in keyed_strings(cldr / "main" / f"{lang}.xml", PARALLEL_SECTIONS).items()}
+    subdivisions = cldr / "subdivisions" / f"{lang}.xml"
+    if subdivisions.exists():
+        theirs.update({f"sub:{k}": v for k, v in keyed_strings(subdivisions, (("subdivisions",),)).items()})
+    django = django_pairs(wheel, lang)
+    theirs.update({key: text for key, (_, text) in django.items()})
+    english = {**english, **{key: msgid for key, (msgid, _) in django.items()}}
+    seen: set[tuple[str, str]] = set()
+    rows: list[dict[str, str]] = []
+    blocked_pairs = 0
+    for key in sorted(theirs):
+        source, text = clean_string(english.get(key, "")), clean_string(theirs[key])
+        if source is None or text is None:
+            continue
+        if match_key(source) in blocked or match_key(text) in blocked:
+            blocked_pairs += 1
+            continue
+        if (source, text) in seen:
+            continue
+        seen.add((source, text))
+        split = "dev" if unit_hash(PARALLEL_SALT, match_key(source)) < PARALLEL_DEV_FRACTION else "train"
+        rows.append({"en": source, "text": text, "split": split, "_key": key})
+    rows.sort(key=lambda r: (unit_hash(f"{PARALLEL_SALT}/order/{lang}", r["_key"]), r["_key"]))
+    django_pairs_kept = sum(1 for r in rows if r["_key"].startswith("django:"))
+    for row in rows:
+        del row["_key"]  # provenance is in the manifest's counts: the keys would double the files' size
+    stats = {
+        "pairs": len(rows),
+        "train": sum(1 for r in rows if r["split"] == "train"),
+        "dev": sum(1 for r in rows if r["split"] == "dev"),
+        "removed_emoji_pairs": blocked_pairs,
+        "django": django_pairs_kept,
+    }
+    return ParallelBuild(rows, stats)
+
+
 # ------------------------------------------------------------------------------------------------- licences
 
 
@@ -642,6 +767,15 @@ def build(args: argparse.Namespace, wheel_path: Path, staging: Path) -> dict[str
         if django_version != DJANGO_VERSION:
             print(f"warning: Django wheel is {django_version}, the pinned version is {DJANGO_VERSION}", file=sys.stderr)
         corpora = {lang: build_corpus(cldr, wheel, lang, emoji.blocked) for lang in LANGUAGES}
+        english = {f"main:{k}": v for k, v in keyed_strings(cldr / "main" / "en.xml", PARALLEL_SECTIONS).items()}
+        english.update(
+            {f"sub:{k}": v for k, v in keyed_strings(cldr / "subdivisions" / "en.xml", (("subdivisions",),)).items()}
+        )
+        parallel = {
+            lang: build_parallel(cldr, wheel, lang, english, emoji.blocked)
+            for lang in LANGUAGES
+            if lang != SOURCE_LANGUAGE
+        }
         write_text(staging / "LICENSE-DJANGO.txt", django_license_text(wheel))
     for lang, corpus in corpora.items():
         write_text(staging / "corpora" / f"{lang}.txt", "".join(line + "\n" for line in corpus.lines))
@@ -718,7 +852,7 @@ def build(args: argparse.Namespace, wheel_path: Path, staging: Path) -> dict[str
     }
     files: dict[str, dict[str, object]] = {}
     for path in sorted(staging.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.relative_to(staging).parts[0] != "parallel":
             files[path.relative_to(staging).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
     write_text(staging / "README.md", readme_text(manifest))
@@ -726,7 +860,37 @@ def build(args: argparse.Namespace, wheel_path: Path, staging: Path) -> dict[str
     files["README.md"] = {"sha256": sha256_file(readme), "bytes": readme.stat().st_size}
     manifest["files"] = dict(sorted(files.items()))
     write_text(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    write_parallel(staging / "parallel", parallel, cldr_version, django_version)
     return manifest
+
+
+def write_parallel(out: Path, parallel: dict[str, ParallelBuild], cldr_version: str, django_version: str) -> None:
+    """``parallel/{lang}.jsonl`` with its own manifest: the data an alignment objective reads, kept apart from
+    the emoji task and the corpora so that adding or changing it changes neither's manifest (whose digest every
+    stored matrix result on the built-in data is keyed by)."""
+    for lang, build in parallel.items():
+        write_jsonl(out / f"{lang}.jsonl", build.rows)  # type: ignore[arg-type]
+    manifest: dict[str, object] = {
+        "description": "English-X pairs of keyed strings (CLDR names, Django translations) for alignment objectives.",
+        "generator": "scripts/build_demo_data.py",
+        "source_language": SOURCE_LANGUAGE,
+        "sources": {
+            "cldr": {"version": cldr_version, "sections": ["/".join(p) for p in PARALLEL_SECTIONS] + ["subdivisions"]},
+            "django": {"version": django_version, "forms": "msgid -> msgstr[0], reviewed only"},
+        },
+        "split": {"salt": PARALLEL_SALT, "dev_fraction": PARALLEL_DEV_FRACTION, "by": "the cleaned English side"},
+        "removed": "pairs either side of which equals (NFKC, casefold, collapsed spaces) any emoji tts name or keyword "
+        "of the 16 languages' annotations",
+        "languages": {lang: build.stats for lang, build in parallel.items()},
+        "files": {
+            f"{lang}.jsonl": {
+                "sha256": sha256_file(out / f"{lang}.jsonl"),
+                "bytes": (out / f"{lang}.jsonl").stat().st_size,
+            }
+            for lang in parallel
+        },
+    }
+    write_text(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
 
 
 def fetch_django(directory: Path) -> Path:

@@ -56,7 +56,11 @@ def test_manifest_files_exist_with_their_sha256():
         payload = (DATA / relative).read_bytes()
         assert hashlib.sha256(payload).hexdigest() == info["sha256"], relative
         assert len(payload) == info["bytes"], relative
-    shipped = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {
+        p.relative_to(DATA).as_posix()
+        for p in DATA.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(DATA).parts[0] != "parallel"
+    }
     assert shipped == set(files) | {"manifest.json"}
 
 
@@ -123,3 +127,46 @@ def test_corpus_is_large_enough_unique_and_clean(lang):
     assert len(lines) == len(set(lines))
     assert all(line and line == line.strip() and "\n" not in line for line in lines)
     assert lines != tuple(sorted(lines)), "corpora are in a hash order, not sorted"
+
+
+# --------------------------------------------------------------------------------------------- parallel text
+
+TARGETS = tuple(lang for lang in LANGUAGES if lang != "en")
+
+
+@cache
+def parallel_manifest() -> dict:
+    return json.loads((DATA / "parallel" / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_parallel_files_match_their_manifest():
+    files = parallel_manifest()["files"]
+    assert set(files) == {f"{lang}.jsonl" for lang in TARGETS}
+    for relative, info in files.items():
+        payload = (DATA / "parallel" / relative).read_bytes()
+        assert hashlib.sha256(payload).hexdigest() == info["sha256"], relative
+        assert len(payload) == info["bytes"], relative
+    shipped = {p.name for p in (DATA / "parallel").iterdir() if p.is_file()}
+    assert shipped == set(files) | {"manifest.json"}
+
+
+@pytest.mark.parametrize("lang", TARGETS)
+def test_parallel_pairs_hold_no_emoji_name_or_keyword(lang):
+    emoji_strings = {
+        key(text) for relative in emoji_files() for row in rows(relative) for text in [row["text"], *row["keywords"]]
+    }
+    pairs = rows(f"parallel/{lang}.jsonl")
+    assert len(pairs) >= 1500
+    leaked = sorted({side for row in pairs for side in (row["en"], row["text"]) if key(side) in emoji_strings})
+    assert not leaked, f"{lang}: {leaked[:10]}"
+
+
+@pytest.mark.parametrize("lang", TARGETS)
+def test_parallel_split_keeps_english_strings_apart(lang):
+    pairs = rows(f"parallel/{lang}.jsonl")
+    assert all(set(row) == {"en", "text", "split"} for row in pairs)
+    by_split = {split: {row["en"].casefold() for row in pairs if row["split"] == split} for split in ("train", "dev")}
+    assert set(row["split"] for row in pairs) == {"train", "dev"}
+    assert not by_split["train"] & by_split["dev"]
+    assert 0.05 < len([r for r in pairs if r["split"] == "dev"]) / len(pairs) < 0.2
+    assert len({(row["en"], row["text"]) for row in pairs}) == len(pairs)
