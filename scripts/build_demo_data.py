@@ -24,8 +24,8 @@ What it writes under ``--out`` (default ``src/xlt/data``):
   scripts, territories, currencies, long unit names, calendar fields, cities, time zones, subdivisions) and
   reviewed Django translations (msgid, msgstr); no pair with either side equal to an emoji name or keyword of
   any language; train/dev split by a salted hash of the English side.
-* ``manifest.json`` (versions, counts, SHA-256 of every file but ``parallel/``), ``README.md``, ``LICENSE-UNICODE.txt`` and
-  ``LICENSE-DJANGO.txt``.
+* ``manifest.json`` (versions, counts, SHA-256 of every file but ``parallel/``), ``README.md``,
+  ``LICENSE-UNICODE.txt`` and ``LICENSE-DJANGO.txt``.
 
 How to run (from the repository root)::
 

@@ -16,6 +16,7 @@ from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps.registry import role_kind
+from xlt.training.alignment import AlignmentRun, Pairs
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm_head import MaskedLMHead
@@ -23,6 +24,7 @@ from xlt.training.lm_head_fit import CachedFit, check_cached_options, fit_cached
 from xlt.training.lm_objective import ObjectiveConfig, evaluate_loss, lm_objective
 from xlt.training.loop import TrainConfig, TrainingModule, discarded_on_failure, train
 from xlt.training.run import claim_output_dir, finish, run_lock
+from xlt.training.task import rep_record
 
 
 @dataclass
@@ -40,6 +42,9 @@ class LanguageRun:
         train: optimisation settings.
         validation_segments: validation segments used at each evaluation.
         lm_head: directory of an xlt LM head (encoders without their own MLM head, such as e5).
+        alignment: parallel text the representation is also aligned with (``xlt.training.alignment``); its teacher
+            (the source's language representation) must be in the model's bank.
+        name: the representation's name in the bank (default ``{language}/{kind}``).
     """
 
     language: str
@@ -51,6 +56,8 @@ class LanguageRun:
     train: TrainConfig = field(default_factory=TrainConfig)
     validation_segments: int = 64
     lm_head: Path | None = None
+    alignment: AlignmentRun | None = None
+    name: str | None = None
 
 
 def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
@@ -61,15 +68,18 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     check_language_run(run)
     out = Path(run.output_dir)
     rep_dir = out / "rep"
-    name = f"{run.language}/{run.kind}"
+    name = run.name or f"{run.language}/{run.kind}"
     config = role_kind(run.kind, "language").config_cls.from_dict(dict(run.rep))
     # Every input is checked before the output directory is claimed: bad input leaves nothing behind.
     head = _lm_head(model, run.lm_head)
     plan = Plan((name,))
     objective = lm_objective(model, plan, run.objective, head)
     check_corpus(run.corpus)
+    claim: dict[str, Any] = {"run": run, "base": model.fingerprint.to_dict()}
+    if run.alignment is not None:
+        claim["teacher"] = _teacher_identity(model, run.alignment)
     with run_lock(out, log):
-        if claim_output_dir(out, {"run": run, "base": model.fingerprint.to_dict()}, ignore=()):
+        if claim_output_dir(out, claim, ignore=()):
             log(f"{name}: already trained in {out}, reusing it")
             if name in model.reps:  # the finished run's weights, not whatever the bank held under that name
                 model.remove(name)
@@ -80,13 +90,39 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         source = SegmentSource(
             run.corpus, model.tokenizer, objective.segment_length, objective.separator, run.train.seed
         )
+        pairs = None
+        if run.alignment is not None:
+            pairs = Pairs(model, run.alignment, run.train.seed)
+            log(f"{name}: aligned with {len(pairs.train)} pairs ({len(pairs.dev)} held out) from {run.alignment.pairs}")
         with discarded_on_failure(model, name):
-            rep = model.add_language(run.language, config)
+            rep = model.add_language(run.language, config, name=name)
             record = _train_lm(
-                model, objective, source, {name: rep}, run.kind, head, run.train, run.validation_segments, out, log
+                model,
+                objective,
+                source,
+                {name: rep},
+                run.kind,
+                head,
+                run.train,
+                run.validation_segments,
+                out,
+                log,
+                alignment=(pairs, plan) if pairs is not None else None,
             )
             finish(out, lambda: model.save_rep(name, rep_dir), {"objective": objective.name, **record})
     return rep_dir
+
+
+def _teacher_identity(model: XLTModel, alignment: AlignmentRun) -> str | None:
+    """The teacher's weights (sha256): another teacher is another run."""
+    if alignment.teacher is None:
+        return None
+    if alignment.teacher not in model.reps:
+        raise XLTError(
+            f"alignment teacher {alignment.teacher!r} is not in the model's bank (load or train the source's "
+            "language representation first)"
+        )
+    return str(rep_record(model.rep(alignment.teacher))["weights"])
 
 
 def check_language_run(run: LanguageRun) -> None:
@@ -115,10 +151,14 @@ def _train_lm(
     validation_segments: int,
     out: Path,
     log: Any,
+    alignment: tuple[Pairs, Plan] | None = None,
 ) -> dict[str, Any]:
     """The language-modelling run shared by language representations and the LM head: batches from the
     packed training split, validation loss on fixed segments, the best weights kept. Returns the run's record
-    for result.json (with the validation segments evaluation used, and the warnings)."""
+    for result.json (with the validation segments evaluation used, and the warnings).
+
+    With ``alignment`` (the pairs and the trained representation's plan) each micro-batch also carries pairs, the
+    loss is the weighted sum of both objectives, and so is the validation loss the checkpoint is chosen on."""
     micro = config.batch_size // config.gradient_accumulation
     batches = micro_batches(source.train, objective.collate, micro, config.seed)
     segments = source.validation(validation_segments)
@@ -127,15 +167,30 @@ def _train_lm(
         log(f"warning: {warning}")
     validation = fixed_batches(segments, objective.collate, micro, config.seed)
     extra = {"lm_head": head} if head is not None else None
+    loss_fn = objective.loss
     scorer = TrainingModule(model, objective.loss, extra)
+
+    def evaluate() -> dict[str, float]:
+        scores = evaluate_loss(scorer, objective.loss, validation) if validation else {}
+        if alignment is None:
+            return scores
+        pairs, plan = alignment
+        aligned = pairs.dev_loss(scorer, plan, micro)
+        lm = scores.get("loss")
+        total = pairs.config.weight * aligned + (pairs.config.lm_weight * lm if lm is not None else 0.0)
+        return {"loss": total, "alignment_loss": aligned, **({"lm_loss": lm} if lm is not None else {})}
+
+    if alignment is not None:
+        batches = alignment[0].with_pairs(batches, micro)
+        loss_fn = alignment[0].objective(objective.loss, alignment[1])
     result = train(
         config=config,
         model=model,
         trainable=trainable,
         kind=kind,
-        loss_fn=objective.loss,
+        loss_fn=loss_fn,
         batches=batches,
-        evaluate=(lambda: evaluate_loss(scorer, objective.loss, validation)) if validation else None,
+        evaluate=evaluate if (validation or alignment is not None) else None,
         output_dir=out,
         metric="loss",
         extra=extra,

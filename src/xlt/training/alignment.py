@@ -1,0 +1,226 @@
+"""Aligning a target language's representation with parallel text: under its language representation, the frozen
+model's pooled representation of a target-language string is pulled towards the representation the task
+representation was trained on, that of the English (source) string under the source's language representation.
+
+The objective is knowledge distillation of sentence representations across languages (Reimers and Gurevych,
+"Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation", EMNLP 2020), applied to a
+language representation rather than a whole model: mean squared error between the student's pooled final states
+and the teacher's, computed once with the frozen model and the source's frozen representation. Matching the
+teacher's vector itself (not only its direction, as a cosine loss does) keeps the geometry the task
+representation relies on: a cosine loss alone lets every string drift towards one region. The language-modelling
+objective stays by default (``lm_weight``), so the representation keeps modelling its language, and the run's
+checkpoint is chosen on the sum of both losses on held-out text and held-out pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from xlt.errors import XLTError
+from xlt.model import XLTModel
+from xlt.plan import Plan
+
+Batch = dict[str, torch.Tensor]
+PREFIX = "align_"  # batch keys of the pairs, beside the language-modelling batch's own
+
+
+@dataclass
+class AlignmentConfig:
+    """Settings of the alignment objective.
+
+    Args:
+        weight: weight of the alignment loss.
+        lm_weight: weight of the language-modelling loss (0: alignment alone).
+        max_length: tokens of a string at most (the pairs are names and short phrases).
+        dev_pairs: held-out pairs the checkpoint is chosen on at most.
+    """
+
+    weight: float = 1.0
+    lm_weight: float = 1.0
+    max_length: int = 32
+    dev_pairs: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "lm_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise XLTError(f"alignment.{name} must be a number >= 0, got {value!r}")
+        if self.weight == 0:
+            raise XLTError("alignment.weight must be > 0 (to train without alignment, use a configuration without it)")
+        for name in ("max_length", "dev_pairs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XLTError(f"alignment.{name} must be an integer >= 1, got {value!r}")
+
+
+@dataclass
+class AlignmentRun:
+    """Parallel text for one language representation's run.
+
+    Args:
+        pairs: a JSON-lines file, one pair a line: ``{"<source code>": "...", "text": "...", "split": "train"}``
+            (split ``train`` or ``dev``; the built-in files are ``xlt/data/parallel/{lang}.jsonl``).
+        source: the source language's code (the field holding the source side).
+        teacher: the source's language representation in the bank (its name), or None for the model alone.
+        config: the objective's settings.
+    """
+
+    pairs: Path
+    source: str
+    teacher: str | None
+    config: AlignmentConfig
+
+
+def read_pairs(path: Path, source: str) -> dict[str, list[tuple[str, str]]]:
+    """The file's (source, text) pairs by split; a clear error on a malformed line."""
+    out: dict[str, list[tuple[str, str]]] = {"train": [], "dev": []}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XLTError(f"parallel text {path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        ok = isinstance(row, dict) and row.get("split") in out
+        ok = ok and all(isinstance(row.get(k), str) and row[k].strip() for k in (source, "text"))  # type: ignore[union-attr]
+        if not ok:
+            raise XLTError(
+                f'parallel text {path}:{number}: each line must be {{"{source}": str, "text": str, "split": '
+                '"train"|"dev"}, both strings non-empty'
+            )
+        out[row["split"]].append((row[source], row["text"]))  # type: ignore[index]
+    if not out["train"] or not out["dev"]:
+        raise XLTError(
+            f"parallel text {path}: needs pairs in both splits, train and dev (found {len(out['train'])} "
+            f"and {len(out['dev'])})"
+        )
+    return out
+
+
+def pooled(model: XLTModel, batch: Batch, plan: Plan | None) -> torch.Tensor:
+    """Mean of the final (encoder) states over the string's tokens, under ``plan``."""
+    out = model(batch["input_ids"], batch["attention_mask"], plan=plan)
+    hidden = out.encoder_hidden_states if out.encoder_hidden_states is not None else out.hidden_states
+    if hidden is None:
+        raise XLTError(
+            f"alignment needs the model's final states, which the {type(model.host).__name__} family does not return "
+            "(use an encoder model, or train language representations without alignment)"
+        )
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class Pairs:
+    """Tokenised pairs with the teacher's vectors, and the batches of both splits."""
+
+    def __init__(self, model: XLTModel, run: AlignmentRun, seed: int) -> None:
+        pairs = read_pairs(run.pairs, run.source)
+        self.config, self.seed = run.config, seed
+        self.tokenizer = model.tokenizer
+        self.train = [text for _, text in pairs["train"]]
+        dev = pairs["dev"][: run.config.dev_pairs]
+        self.dev = [text for _, text in dev]
+        teacher = Plan((run.teacher,)) if run.teacher is not None else None
+        self.teacher_train = self._teacher(model, [s for s, _ in pairs["train"]], teacher)
+        self.teacher_dev = self._teacher(model, [s for s, _ in dev], teacher)
+        # The loss is divided by the teachers' mean squared norm: one weight means the same for every model width.
+        self.scale = float(self.teacher_train.pow(2).sum(-1).mean().clamp(min=1e-12))
+
+    def encode(self, texts: list[str]) -> Batch:
+        enc = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    @torch.no_grad()
+    def _teacher(self, model: XLTModel, texts: list[str], plan: Plan | None, size: int = 64) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        try:
+            device = next(model.parameters()).device
+            parts = []
+            for i in range(0, len(texts), size):
+                batch = {k: v.to(device) for k, v in self.encode(texts[i : i + size]).items()}
+                parts.append(pooled(model, batch, plan).float().cpu())
+            return torch.cat(parts)
+        finally:
+            model.train(was)
+
+    def batch(self, index: int, rows: int) -> Batch:
+        """Global micro-batch ``index``'s pairs: ``rows`` of a per-epoch permutation (a function of the seed)."""
+        n = len(self.train)
+        chosen = []
+        for position in range(index * rows, (index + 1) * rows):
+            epoch, offset = divmod(position, n)
+            order = np.random.default_rng([self.seed, 7, epoch]).permutation(n)
+            chosen.append(int(order[offset]))
+        return self._batch([self.train[i] for i in chosen], self.teacher_train[chosen])
+
+    def dev_batches(self, rows: int) -> list[Batch]:
+        return [
+            self._batch(self.dev[i : i + rows], self.teacher_dev[i : i + rows]) for i in range(0, len(self.dev), rows)
+        ]
+
+    def _batch(self, texts: list[str], teacher: torch.Tensor) -> Batch:
+        enc = self.encode(texts)
+        return {
+            f"{PREFIX}input_ids": enc["input_ids"],
+            f"{PREFIX}attention_mask": enc["attention_mask"],
+            f"{PREFIX}teacher": teacher,
+        }
+
+    def loss(self, module: nn.Module, batch: Batch, plan: Plan | None) -> torch.Tensor:
+        """Mean squared distance of the student's pooled states from the teacher's, over their mean squared norm."""
+        inputs = {"input_ids": batch[f"{PREFIX}input_ids"], "attention_mask": batch[f"{PREFIX}attention_mask"]}
+        student = pooled(module.model, inputs, plan).float()
+        return (student - batch[f"{PREFIX}teacher"]).pow(2).sum(-1).mean() / self.scale
+
+    def with_pairs(
+        self, stream: Callable[[int, int, int], Iterator[Batch]], rows: int
+    ) -> Callable[[int, int, int], Iterator[Batch]]:
+        """The LM micro-batch stream with global micro-batch i's pairs added to micro-batch i."""
+
+        def combined(start: int, rank: int, world: int) -> Iterator[Batch]:
+            for index, batch in enumerate(stream(start, rank, world), start):
+                extra = self.batch(index, rows)
+                yield {**batch, **{k: v[rank::world] for k, v in extra.items()}}
+
+        return combined
+
+    def objective(
+        self, lm_loss: Callable[[nn.Module, Batch], tuple[torch.Tensor, int]], plan: Plan
+    ) -> Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]:
+        """``lm_weight`` x the LM loss + ``weight`` x the alignment loss of one combined batch."""
+        c = self.config
+
+        def loss(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+            lm_batch = {k: v for k, v in batch.items() if not k.startswith(PREFIX)}
+            total = c.weight * self.loss(module, batch, plan)
+            lm, tokens = lm_loss(module, lm_batch)
+            if c.lm_weight:
+                total = total + c.lm_weight * lm
+            return total, tokens
+
+        return loss
+
+    def dev_loss(self, module: nn.Module, plan: Plan | None, rows: int) -> float:
+        """The alignment loss on the held-out pairs (the caller runs it without gradients)."""
+        device = next(module.parameters()).device
+        total, count = 0.0, 0
+        for batch in self.dev_batches(rows):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            size = batch[f"{PREFIX}teacher"].shape[0]
+            total += float(self.loss(module, batch, plan)) * size
+            count += size
+        return total / max(count, 1)
