@@ -27,7 +27,7 @@ def test_custom_cycled_configurations_and_refusals():
     assert conf == Configuration("mine", "lora", "prompt", cycle=True)
     with pytest.raises(XLTError, match="cycle: true needs a language kind"):
         resolve_configurations(["x"], {"x": {"task": "prompt", "cycle": True}})
-    with pytest.raises(XLTError, match="cycle: and compose: true\\|false"):
+    with pytest.raises(XLTError, match="cycle:, compose:, align: and ensemble: true\\|false"):
         resolve_configurations(["x"], {"x": {"language": "prompt", "task": "prompt", "cycle": "yes"}})
     with pytest.raises(XLTError, match="built-in configuration"):
         resolve_configurations(["LA+TA-cyc"], {"LA+TA-cyc": {"task": "prompt"}})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xlt.digest import digest
+from xlt.digest import digest, file_digest
 from xlt.errors import XLTError
 from xlt.matrix.config import ConfigError, MatrixConfig
 from xlt.matrix.configurations import Configuration
@@ -96,6 +96,17 @@ def _hub_reason(task: Task, language: str) -> str:
     return f"{source.path} was not fetched (see the log above; check the network or the task's mirror:, then run again)"
 
 
+def parallel_file(config: MatrixConfig, language: str) -> Path | None:
+    """A language's parallel text with the source: the built-in English-X pairs, or the config's file."""
+    from xlt.tasks.registry import DATA_DIR
+
+    if config.parallel == "builtin":
+        path = DATA_DIR / "parallel" / f"{language}.jsonl"
+        return path if path.is_file() else None
+    given = config.parallel.get(language)  # type: ignore[union-attr]
+    return config.path(given) if given is not None else None
+
+
 def check_inputs(
     config: MatrixConfig,
     tasks: dict[str, Task],
@@ -143,6 +154,18 @@ def check_inputs(
                     "paths are read from the config file's directory)"
                 )
         inputs.append(corpus_input(language, _spec(spec), files))
+    if any(c.align for c in configurations):
+        sources = set(config.sources)
+        for language in dict.fromkeys(config.target_languages()):
+            path = parallel_file(config, language)
+            if language in sources or path is None:
+                continue  # a target without parallel text reports it on its cells
+            if not path.is_file():
+                raise ConfigError(
+                    f"parallel.{language}: the file {path} does not exist; fix parallel.{language} (relative paths "
+                    "are read from the config file's directory)"
+                )
+            inputs.append(Input(f"parallel:{language}", str(path), file_digest(path)))
     return inputs
 
 

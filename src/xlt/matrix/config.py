@@ -20,6 +20,7 @@ from xlt.matrix.configurations import PAPER_NAMES
 from xlt.paths import check_name, short
 from xlt.records import jsonable
 from xlt.reps.registry import PRESETS, RoleName, get_kind, registered
+from xlt.training.alignment import AlignmentConfig
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm_head_fit import check_cached_options
 from xlt.training.lm_objective import ObjectiveConfig
@@ -78,6 +79,7 @@ class LanguageTraining(RepTraining):
 
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     validation_segments: int = 64
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)  # of the configurations with ``align``
 
 
 @dataclass
@@ -141,6 +143,9 @@ class MatrixConfig:
         seeds: task-representation seeds (mean ± std over them in reports).
         corpora: "builtin" (the shipped CLDR + Django text) or language -> corpus ({files: [...]} or
             {dataset: ..., subset: ...}).
+        parallel: parallel text of the configurations with ``align``: "builtin" (the shipped English-X pairs of
+            CLDR names and Django translations, ``xlt/data/parallel``) or language -> a JSON-lines file of
+            ``{"<source code>": ..., "text": ..., "split": train|dev}`` pairs.
         languages: languages to add to the registry: code -> {name:, script:, group: source|focus|other}.
         language_training / task_training / lm_head: how each piece is trained.
         preset: defaults the training sections start from ("fast" or "paper").
@@ -166,6 +171,7 @@ class MatrixConfig:
     custom_configurations: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [42])
     corpora: dict[str, Any] | Literal["builtin"] = "builtin"
+    parallel: dict[str, str] | Literal["builtin"] = "builtin"
     languages: dict[str, Any] = field(default_factory=dict)
     preset: Literal["fast", "paper"] = "fast"
     language_training: LanguageTraining = field(default_factory=LanguageTraining)
@@ -185,7 +191,15 @@ class MatrixConfig:
     # ``corpora`` may gain languages too: each language's corpus is checked on its own (``Matrix``), by its spec
     # and the content of its files; and ``tasks`` may gain tasks: each task's spec is checked on its own, its
     # files by their content.
-    GRID: typing.ClassVar[tuple[str, ...]] = ("sources", "targets", "configurations", "seeds", "corpora", "tasks")
+    GRID: typing.ClassVar[tuple[str, ...]] = (
+        "sources",
+        "targets",
+        "configurations",
+        "seeds",
+        "corpora",
+        "parallel",
+        "tasks",
+    )
     OPERATIONAL: typing.ClassVar[tuple[str, ...]] = (
         "output_dir",
         "eval_batch_size",
@@ -224,6 +238,13 @@ class MatrixConfig:
         if isinstance(self.corpora, dict):
             for code in self.corpora:
                 _name(code, "corpora: language code")
+        if isinstance(self.parallel, str) and self.parallel != "builtin":
+            raise ConfigError(f"parallel: {short(self.parallel)} is not 'builtin' or a mapping of language -> file")
+        if isinstance(self.parallel, dict):
+            for code, file in self.parallel.items():
+                _name(code, "parallel: language code")
+                if not isinstance(file, str) or not file:
+                    raise ConfigError(f"parallel.{code}: {short(file)} is not a file path")
         for name in ("sources", "targets"):
             values = getattr(self, name)
             for code in values if isinstance(values, list) else []:
@@ -258,6 +279,8 @@ class MatrixConfig:
         data["task_training"]["train"].pop("seed")  # each task run takes its seed from the grid's seeds
         if data["generation"] == jsonable(Generation()):
             del data["generation"]  # at its defaults: the recipe hashes of stores older than the key stay the same
+        if data["language_training"]["alignment"] == jsonable(AlignmentConfig()):
+            del data["language_training"]["alignment"]  # likewise
         from xlt.tasks.registry import BUILTIN
 
         builtin_task = any(

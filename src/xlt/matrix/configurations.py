@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from xlt.hosts.base import Host
 
 
+OPTIONS: tuple[str, ...] = ("cycle", "compose", "align", "ensemble")  # the flags beyond the paper's recipes
+
+
 @dataclass(frozen=True)
 class Configuration:
     """A named recipe.
@@ -40,6 +43,16 @@ class Configuration:
             share the target's script (over all of them where none does). The target's own representation, and
             so its corpus, is never used; the task representation is the one the configuration without
             ``compose`` trains (``trains_with``), shared with it.
+        align: test a target with its language representation aligned with parallel text
+            (``xlt.training.alignment``): trained like the target's own, on its corpus, and pulled towards the
+            source's representation of the same strings under the source's language representation (the one the
+            task representation was trained with). The task representation is the paper twin's (``trains_with``);
+            the source itself is tested with its own language representation.
+        ensemble: test a target with no language representation of its own at the output: the task
+            representation runs with each related language's representation in turn (the languages ``compose``
+            would average), and their predicted distributions are mixed per example with weights that minimise
+            the mixture's entropy (``xlt.matrix.ensemble``). Heads only (classes or tags); the task
+            representation is the paper twin's.
     """
 
     name: str
@@ -47,6 +60,8 @@ class Configuration:
     task: str
     cycle: bool = False
     compose: bool = False
+    align: bool = False
+    ensemble: bool = False
 
     def __post_init__(self) -> None:
         if self.language is not None and self.language not in kinds("language"):
@@ -60,7 +75,7 @@ class Configuration:
             )
         if self.task == "probe" and self.language is not None:
             raise XLTError(f"configuration '{self.name}': a probe (zero-shot) takes no language representation")
-        for option in ("cycle", "compose"):
+        for option in OPTIONS:
             if getattr(self, option) and self.language is None:
                 raise XLTError(
                     f"configuration '{self.name}': {option}: true needs a language kind (it works on language "
@@ -71,6 +86,22 @@ class Configuration:
                 f"configuration '{self.name}': cycle and compose exclude each other (a cycled task representation "
                 "is trained with the target's own language representation, which compose withholds)"
             )
+        if self.align and (self.cycle or self.compose):
+            raise XLTError(
+                f"configuration '{self.name}': align takes neither cycle nor compose (it tests the paper's task "
+                "representation with each target's aligned language representation)"
+            )
+        if self.ensemble and (self.cycle or self.compose or self.align):
+            raise XLTError(
+                f"configuration '{self.name}': ensemble takes none of cycle, compose and align (it tests the paper's "
+                "task representation with other languages' representations, mixing their outputs)"
+            )
+
+    @property
+    def without_own(self) -> bool:
+        """Whether a target is tested without its own language representation (from the grid's other languages':
+        ``compose`` and ``ensemble``), so that its cells depend on every grid language's."""
+        return self.compose or self.ensemble
 
     @property
     def slug(self) -> str:
@@ -84,9 +115,9 @@ class Configuration:
 
     @property
     def trains_with(self) -> Configuration:
-        """The configuration whose task representation this one tests: itself, or for ``compose`` the paper's
-        configuration of the same kinds where there is one (the same training, so trained once)."""
-        if self.compose:
+        """The configuration whose task representation this one tests: itself, or for ``compose`` and ``align``
+        the paper's configuration of the same kinds where there is one (the same training, so trained once)."""
+        if self.compose or self.align or self.ensemble:
             for paper in PAPER_CONFIGURATIONS:
                 if (paper.language, paper.task) == (self.language, self.task):
                     return paper
@@ -95,10 +126,21 @@ class Configuration:
     def language_rep(self, language: str) -> str | None:
         return f"{language}/{self.language}" if self.language else None
 
-    def test_language_rep(self, language: str) -> str | None:
-        """The language slot at test time: the target's own representation, or the one composed for it."""
+    def test_language_rep(self, language: str, source: str | None = None) -> str | None:
+        """The language slot at test time: the target's own representation, the one composed for it, or (for
+        ``align``, a target other than the source) its representation aligned with the source's."""
         own = self.language_rep(language)
-        return f"{own}-composed" if own is not None and self.compose else own
+        if own is not None and self.compose:
+            return f"{own}-composed"
+        if own is not None and self.ensemble:
+            return f"{own}-ensemble"  # no representation of that name: the cell's record names its members
+        if own is not None and self.align and source is not None and language != source:
+            return self.aligned_rep(language, source)
+        return own
+
+    def aligned_rep(self, language: str, source: str) -> str:
+        """The name of ``language``'s representation aligned with ``source``'s."""
+        return f"{language}/{self.language}-aligned-{source}"
 
     def task_rep(self, task: str, source: str, seed: int) -> str:
         return f"{task}/{source}/{self.trains_with.slug}/seed{seed}"
@@ -107,9 +149,10 @@ class Configuration:
         """``[language ; task]``: with the source language for training, the target language for testing."""
         return Plan.of(language=self.language_rep(language), task=task_rep)
 
-    def test_plan(self, language: str, task_rep: str | None) -> Plan:
-        """The plan a target is tested with: ``plan``, with the composed representation for ``compose``."""
-        return Plan.of(language=self.test_language_rep(language), task=task_rep)
+    def test_plan(self, language: str, task_rep: str | None, source: str | None = None) -> Plan:
+        """The plan a target is tested with: ``plan``, with the composed or aligned representation for
+        ``compose`` and ``align``."""
+        return Plan.of(language=self.test_language_rep(language, source), task=task_rep)
 
 
 PAPER_CONFIGURATIONS: tuple[Configuration, ...] = (
@@ -132,33 +175,48 @@ CYCLED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
 COMPOSED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
     Configuration(f"{c.name}-avg", c.language, c.task, compose=True) for c in PAPER_CONFIGURATIONS if c.language
 )
+# Beyond the paper: each target's language representation aligned with the source's on parallel text.
+ALIGNED_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
+    Configuration(f"{c.name}-align", c.language, c.task, align=True) for c in PAPER_CONFIGURATIONS if c.language
+)
+# Beyond the paper: languages without a corpus, the outputs of the others' representations mixed per example.
+ENSEMBLE_CONFIGURATIONS: tuple[Configuration, ...] = tuple(
+    Configuration(f"{c.name}-ens", c.language, c.task, ensemble=True) for c in PAPER_CONFIGURATIONS if c.language
+)
 BUILTIN_CONFIGURATIONS: tuple[Configuration, ...] = (
     *PAPER_CONFIGURATIONS,
     *CYCLED_CONFIGURATIONS,
     *COMPOSED_CONFIGURATIONS,
+    *ALIGNED_CONFIGURATIONS,
+    *ENSEMBLE_CONFIGURATIONS,
 )
 BUILTIN_NAMES: tuple[str, ...] = tuple(c.name for c in BUILTIN_CONFIGURATIONS)
 
 
 def resolve_configurations(names: list[str], custom: dict[str, dict[str, str | None]]) -> list[Configuration]:
-    """The configurations a grid names: the built-in ones (the paper's and ``CYCLED_CONFIGURATIONS``) by name,
+    """The configurations a grid names: the built-in ones (``BUILTIN_CONFIGURATIONS``) by name,
     and the config's own ``custom_configurations``."""
     known = {c.name: c for c in BUILTIN_CONFIGURATIONS}
     for name, spec in custom.items():
         if name in known:
             raise XLTError(f"custom_configurations.{name}: the name is a built-in configuration's; choose another")
+        options = OPTIONS
         if (
             not isinstance(spec, dict)
-            or set(spec) - {"language", "task", "cycle", "compose"}
+            or set(spec) - {"language", "task", *options}
             or "task" not in spec
-            or any(not isinstance(spec.get(option, False), bool) for option in ("cycle", "compose"))
+            or any(not isinstance(spec.get(option, False), bool) for option in options)
         ):
             raise XLTError(
                 f"custom_configurations.{name} must be a mapping with task: (one of {', '.join(kinds('task'))}), "
-                f"optionally language: (one of {', '.join(kinds('language'))}), cycle: and compose: true|false"
+                f"optionally language: (one of {', '.join(kinds('language'))}), cycle:, compose:, align: and "
+                "ensemble: true|false"
             )
         known[name] = Configuration(
-            name, spec.get("language"), str(spec["task"]), bool(spec.get("cycle")), bool(spec.get("compose"))
+            name,
+            spec.get("language"),
+            str(spec["task"]),
+            **{option: bool(spec.get(option)) for option in OPTIONS},
         )
     out = []
     for name in names:

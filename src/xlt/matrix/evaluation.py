@@ -13,12 +13,13 @@ import torch
 
 from xlt.errors import XLTError
 from xlt.formats.atomic import atomic_write_text, make_dir
-from xlt.matrix.composition import compose_target
+from xlt.matrix.composition import compose_target, composition_weights
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration
 from xlt.matrix.inputs import task_key
 from xlt.model import XLTModel
 from xlt.paths import contained
+from xlt.plan import Plan
 from xlt.records import jsonable
 from xlt.tasks.base import Task
 from xlt.tasks.data import Example
@@ -81,12 +82,15 @@ class Evaluation:
         rows: list[tuple[str, Example]] = []
         errors, counts = [], {}
         composed = self._compose(conf, targets) if conf.compose else {}
+        members = self._members(conf, targets, task_rep) if conf.ensemble else {}
         for target in targets:
-            language_rep = conf.test_language_rep(target)
-            if target in composed and isinstance(composed[target], str):
-                errors.append(error(target, str(composed[target])))
+            language_rep = conf.test_language_rep(target, group.source)
+            if isinstance(composed.get(target), str) or isinstance(members.get(target), str):
+                errors.append(error(target, str(composed.get(target) or members.get(target))))
                 continue
-            if language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
+            if conf.ensemble:
+                pass  # its members were checked by _members
+            elif language_rep is not None and (language_rep not in model.reps or language_rep in self.failed):
                 errors.append(error(target, self.failed.get(language_rep, f"{language_rep} was not built")))
                 continue
             try:
@@ -113,7 +117,11 @@ class Evaluation:
             num_beams=getattr(generation, "num_beams", 1),
         )
         start = time.perf_counter()
-        predictions, texts = self._predict(fmt, conf, task_rep, rows)
+        mixed: dict[str, dict[str, float]] = {}
+        if conf.ensemble:
+            predictions, texts, mixed = self._predict_ensemble(fmt, task_rep, rows, members)  # type: ignore[arg-type]
+        else:
+            predictions, texts = self._predict(fmt, conf, task_rep, rows)
         seconds = time.perf_counter() - start
         out = list(errors)
         reps = {"task": self._identity(task_rep)}
@@ -121,7 +129,7 @@ class Evaluation:
         for target, count in counts.items():
             mine = [(p, text, e) for p, text, (t, e) in zip(predictions, texts, rows, strict=True) if t == target]
             references = [task.reference(e) for _, _, e in mine]
-            language_rep = conf.test_language_rep(target)
+            language_rep = conf.test_language_rep(target, group.source)
             unseen = unseen_labels(labels if task.closed_labels else [], references if task.closed_labels else [])
             if unseen.count:
                 self.log(unseen.message(f"cell {group.task}/{group.source}->{target} {conf.name}"))
@@ -135,7 +143,7 @@ class Evaluation:
                     "examples": count,
                     "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
-                    "reps": {**reps, "language": self._identity(language_rep, composed.get(target))},
+                    "reps": {**reps, "language": self._language_identity(language_rep, composed, mixed, target)},
                     "model": model.fingerprint.name,
                     "inputs": self._cell_inputs(group, target),
                 }
@@ -173,6 +181,8 @@ class Evaluation:
         keys.append(task_key(group.task, "test", target))
         if group.configuration.language is not None:
             keys += [f"corpus:{group.source}", f"corpus:{target}"]
+        if group.configuration.align:
+            keys.append(f"parallel:{target}")
         return {k: self.digests[k] for k in keys if k in self.digests}
 
     def _labels(self, task: Task, source: str, task_rep: str | None) -> list[str]:
@@ -195,7 +205,7 @@ class Evaluation:
         size = self.config.eval_batch_size
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            plans = [conf.test_plan(rows[i][0], task_rep) for i in chunk]
+            plans = [conf.test_plan(rows[i][0], task_rep, fmt.source) for i in chunk]
             found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
             for i, p, text in zip(chunk, found, generated, strict=True):
                 predictions[i], texts[i] = p, text
@@ -211,10 +221,74 @@ class Evaluation:
             identity["composed_from"] = composed  # rep name -> weight
         return identity
 
+    def _language_identity(
+        self, name: str | None, composed: dict[str, Any], mixed: dict[str, dict[str, float]], target: str
+    ) -> dict[str, Any] | None:
+        if target not in mixed:
+            return self._identity(name, composed.get(target))
+        members = {rep: self._identity(rep)["sha256"] for rep in mixed[target]}  # type: ignore[index]
+        # the members and the mean of the per-example weights the ensemble chose
+        return {"name": name, "ensemble_of": members, "mean_weights": mixed[target]}
+
+    def _members(self, conf: Configuration, targets: list[str], task_rep: str | None) -> dict[str, list[str] | str]:
+        """Each target's ensemble members (the representations ``compose`` would average), or why it has none."""
+        head = self.model.rep(task_rep).head if task_rep is not None and task_rep in self.model.reps else None
+        if head is None or head.config.type == "span":
+            why = "an output ensemble needs a task head with classes or tags (not a span head, not text to text)"
+            return dict.fromkeys(targets, why)
+        out: dict[str, list[str] | str] = {}
+        for target, found in self._related(conf, targets).items():
+            out[target] = found if isinstance(found, str) else [str(conf.language_rep(lang)) for lang in found]
+        return out
+
+    def _predict_ensemble(
+        self, fmt: TaskFormat, task_rep: str | None, rows: list[tuple[str, Example]], members: dict[str, list[str]]
+    ) -> tuple[list[Any], list[str | None], dict[str, dict[str, float]]]:
+        """Rows of each target under each of its members, mixed (``TaskFormat.mixed``); the predictions, no texts,
+        and per target the mean weight each member took."""
+        self.model.eval()
+        predictions: list[Any] = [None] * len(rows)
+        totals: dict[str, torch.Tensor] = {}
+        size = self.config.eval_batch_size
+        with torch.inference_mode():
+            for target, reps in members.items():
+                if isinstance(reps, str):
+                    continue
+                mine = [i for i, (t, _) in enumerate(rows) if t == target]
+                mine.sort(key=lambda i: len(fmt.task.doc_to_text(rows[i][1])))
+                plans = [Plan.of(language=rep, task=task_rep) for rep in reps]
+                weights = torch.zeros(len(reps))
+                for start in range(0, len(mine), size):
+                    chunk = mine[start : start + size]
+                    found, chosen = fmt.mixed([rows[i][1] for i in chunk], plans)
+                    weights += chosen.sum(0)
+                    for i, p in zip(chunk, found, strict=True):
+                        predictions[i] = p
+                totals[target] = weights / max(float(weights.sum()), 1e-12)
+        mixed = {t: {rep: round(float(w), 4) for rep, w in zip(members[t], totals[t], strict=True)} for t in totals}
+        return predictions, [None] * len(rows), mixed
+
     def _compose(self, conf: Configuration, targets: list[str]) -> dict[str, dict[str, float] | str]:
         """Each target's composed language representation put in the bank: its weights, or why it could not be.
         It is averaged from the grid's languages with a corpus (whatever this run happened to load), and a
         cell whose intended representation could not be built is an error, never a quieter average."""
+        languages = self._grid_languages()
+        out: dict[str, dict[str, float] | str] = {}
+        for target, found in self._related(conf, targets).items():
+            if isinstance(found, str):
+                out[target] = found
+                continue
+            try:
+                out[target] = compose_target(self.model, conf, target, languages)
+            except XLTError as exc:
+                out[target] = str(exc)
+            else:
+                self.log(f"{conf.test_language_rep(target)}: composed from {out[target]}")
+        return out
+
+    def _related(self, conf: Configuration, targets: list[str]) -> dict[str, list[str] | str]:
+        """Per target, the grid languages whose representations stand in for its own (``composition_weights``),
+        loaded into the bank; or why they cannot (one of them could not be built, or there is none)."""
         languages = self._grid_languages()
         names = {lang: str(conf.language_rep(lang)) for lang in languages}
         broken = {lang: self.failed[name] for lang, name in names.items() if name in self.failed}
@@ -225,19 +299,18 @@ class Evaluation:
                     self.model.load_rep(rep_dir)
                 else:
                     broken[lang] = f"{name} was not built"
-        out: dict[str, dict[str, float] | str] = {}
+        out: dict[str, list[str] | str] = {}
         for target in targets:
             missing = {lang: why for lang, why in broken.items() if lang != target}
             if missing:
                 lang, why = next(iter(missing.items()))
-                out[target] = f"the composition needs {names[lang]}: {why}"
+                out[target] = f"{conf.name} needs {names[lang]}: {why}"
                 continue
-            try:
-                out[target] = compose_target(self.model, conf, target, languages)
-            except XLTError as exc:
-                out[target] = str(exc)
-            else:
-                self.log(f"{conf.test_language_rep(target)}: composed from {out[target]}")
+            chosen = list(composition_weights(target, languages))
+            out[target] = chosen or (
+                f"no other language's {conf.language} representation to stand in for {target}'s (add languages with "
+                "corpora to the grid)"
+            )
         return out
 
     @staticmethod

@@ -57,6 +57,10 @@ class Changes:
     def corpora(self) -> set[str]:
         return {i.key.split(":", 1)[1] for i in self.changed if i.key.startswith("corpus:")}
 
+    def parallel(self) -> set[str]:
+        """Languages whose parallel text changed."""
+        return {i.key.split(":", 1)[1] for i in self.changed if i.key.startswith("parallel:")}
+
     def lm_head(self) -> bool:
         """Whether a given LM head (``lm_head.path``) changed: every language representation depends on it."""
         return any(i.key == LM_HEAD for i in self.changed)

@@ -30,6 +30,7 @@ from xlt.matrix.checks import (
     check_model,
     check_task_data,
     model_path,
+    parallel_file,
     prepare_tasks,
     resolved_spec,
     task_spec,
@@ -48,6 +49,7 @@ from xlt.records import differing_keys, flat, jsonable, named
 from xlt.reps.registry import get_kind
 from xlt.tasks.base import Task
 from xlt.tasks.registry import DATA_DIR, build_task
+from xlt.training.alignment import AlignmentRun
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
 from xlt.training.run import COSMETIC, RUN_FILE
@@ -128,6 +130,15 @@ class Matrix(Evaluation, LanguageModelling):
             cycled = ",".join(self._cycled_languages(group.source))
             name += "-" + hashlib.sha256(cycled.encode()).hexdigest()[:8]
         return contained(self.out, "reps", "task", name)
+
+    def _aligned_dir(self, language: str, kind: str, source: str) -> Path:
+        if self.rep_store is None:
+            return contained(self.out, "reps", "language", f"{language}-{kind}-aligned-{source}")
+        key = self._aligned_key(language, kind, source)
+        return contained(self.rep_store, "language", f"{language}-{kind}-aligned-{source}-{key}")
+
+    def _parallel(self, language: str) -> Path | None:
+        return parallel_file(self.config, language)
 
     def _corpus(self, language: str) -> CorpusConfig | None:
         if self.config.corpora == "builtin":
@@ -247,8 +258,12 @@ class Matrix(Evaluation, LanguageModelling):
                 stale.append(self.out / "reps" / "lm-head")
             store.meta.extra.pop("head_languages", None)
             store.meta.extra.get("rep_dirs", {}).pop(HEAD, None)
+        parallel = changes.parallel()
         for run_dir, run in _runs(self.out / "reps" / "language"):
-            if every_language or run.get("language") in corpora:
+            aligned = run.get("alignment") or {}
+            # an aligned one also read its pairs, and its teacher was trained on the source's corpus
+            pairs_or_teacher = aligned and (run.get("language") in parallel or aligned.get("source") in corpora)
+            if every_language or run.get("language") in corpora or pairs_or_teacher:
                 stale.append(run_dir)
         for run_dir, run in _runs(self.out / "reps" / "task"):
             source, with_language = run.get("source_language"), run.get("language_rep") is not None
@@ -262,7 +277,8 @@ class Matrix(Evaluation, LanguageModelling):
             self.config.custom_configurations,
         )
         kinds = {c.name: c.language for c in known}
-        cycled = {c.name for c in known if c.cycle or c.compose}  # they read every language's corpus
+        cycled = {c.name for c in known if c.cycle or c.without_own}  # they read every language's corpus
+        aligned = {c.name for c in known if c.align}
         cells = [
             key_of(row)
             for row in store.rows()
@@ -270,6 +286,7 @@ class Matrix(Evaluation, LanguageModelling):
             or (row["task"], row["target"]) in tested
             or (kinds.get(row["configuration"]) and (every_language or {row["source"], row["target"]} & corpora))
             or (row["configuration"] in cycled and bool(corpora))
+            or (row["configuration"] in aligned and row["target"] in parallel)
         ]
         for run_dir in stale:
             if run_dir.is_dir() and inside(self.out, run_dir):
@@ -293,8 +310,8 @@ class Matrix(Evaluation, LanguageModelling):
             conf = self.by_name[cell.configuration]
             if conf.language is not None:
                 # A cycled task representation is trained with every language's representation of its kind; a
-                # composed target's is averaged from the others'.
-                every = conf.cycle or conf.compose
+                # composed or ensembled target's comes from the others'.
+                every = conf.cycle or conf.without_own
                 languages = self._grid_languages() if every else [cell.source, cell.target]
                 for language in languages:
                     wanted[(language, conf.language)] = None
@@ -340,6 +357,50 @@ class Matrix(Evaluation, LanguageModelling):
             self._run(jobs)
         if self.rep_store is not None:
             self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
+        self._build_aligned_reps(todo, head_dir)
+
+    def _build_aligned_reps(self, todo: list[Cell], head_dir: Path | None) -> None:
+        """The targets' language representations aligned with the source's, for configurations with ``align``:
+        trained after the plain ones, whose source representation is each one's teacher."""
+        wanted: dict[tuple[str, str, str], Configuration] = {}
+        for cell in todo:
+            conf = self.by_name[cell.configuration]
+            if conf.align and cell.target != cell.source:
+                wanted.setdefault((cell.target, str(conf.language), cell.source), conf)
+        c = self.config.language_training
+        jobs = []
+        for (language, kind, source), conf in wanted.items():
+            name, teacher = conf.aligned_rep(language, source), f"{source}/{kind}"
+            corpus, pairs = self._corpus(language), self._parallel(language)
+            if corpus is None or pairs is None:
+                what = "corpus" if corpus is None else "parallel text"
+                fix = f"corpora.{language}" if corpus is None else f"parallel.{language}"
+                self.failed[name] = f"no {what} for language '{language}' (add {fix} to the config)"
+                continue
+            if teacher in self.failed:
+                self.failed[name] = f"the source's {teacher} could not be built: {self.failed[teacher]}"
+                continue
+            run = LanguageRun(
+                language=language,
+                kind=kind,
+                corpus=corpus,
+                output_dir=self._aligned_dir(language, kind, source),
+                rep=dict(c.options(kind)),
+                objective=c.objective,
+                train=self._train(c.train),
+                validation_segments=c.validation_segments,
+                lm_head=head_dir,
+                alignment=AlignmentRun(pairs, source, teacher, c.alignment),
+                name=name,
+            )
+            jobs.append(Job(name, run, [self._language_dir(source, kind) / "rep"]))
+        if not jobs:
+            return
+        self.log(f"aligned language representations: {len(jobs)} ({', '.join(j.name for j in jobs)})")
+        with self._in_rep_store():
+            self._run(jobs)
+        if self.rep_store is not None:
+            self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
 
     def _grid_languages(self) -> list[str]:
         """The languages with a corpus among the grid's sources and targets (in that order): those a cycled task
@@ -357,8 +418,9 @@ class Matrix(Evaluation, LanguageModelling):
         current = self._grid_languages()
         before = store.meta.extra.get("grid_languages")
         if before is not None and before != current:
-            dependent = {c.name for c in resolve_configurations(list(BUILTIN_NAMES), {}) if c.cycle or c.compose}
-            dependent |= {name for name, c in self.by_name.items() if c.cycle or c.compose}
+            builtin = resolve_configurations(list(BUILTIN_NAMES), {})
+            dependent = {c.name for c in builtin if c.cycle or c.without_own}
+            dependent |= {name for name, c in self.by_name.items() if c.cycle or c.without_own}
             stale = [key_of(row) for row in store.rows() if row["configuration"] in dependent]
             if stale:
                 store.drop(stale)
@@ -382,6 +444,20 @@ class Matrix(Evaluation, LanguageModelling):
                 "validation_segments": c.validation_segments,
                 "corpus": self.digests.get(f"corpus:{language}"),
                 "lm_head": self._head,
+            }
+        )
+
+    def _aligned_key(self, language: str, kind: str, source: str) -> str:
+        """What determines an aligned representation: the plain one's determinants, the teacher's, the pairs."""
+        c = self.config.language_training
+        pairs = self._parallel(language)
+        return _key(
+            {
+                "language": self._language_key(language, kind),
+                "teacher": self._language_key(source, kind),
+                "source": source,
+                "alignment": jsonable(c.alignment),
+                "parallel": self.digests.get(f"parallel:{language}") or (str(pairs) if pairs else None),
             }
         )
 

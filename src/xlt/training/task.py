@@ -197,6 +197,20 @@ class TaskFormat:
         texts = self.tok.batch_decode(out, skip_special_tokens=True)
         return [self.task.parse(text, self.labels) for text in texts], list(texts)
 
+    def mixed(self, rows: Sequence[Example], plans: Sequence[Plan]) -> tuple[list[Any], torch.Tensor]:
+        """Predictions from the head's distributions under each of ``plans``, mixed per input row with
+        entropy-minimised weights (``xlt.matrix.ensemble``); and those weights ([rows, plans])."""
+        from xlt.matrix.ensemble import entropy_minimised
+
+        if not self.host.supports_heads:
+            raise XLTError("an output ensemble mixes a task head's distributions; this model family has no heads")
+        device = self.model.device
+        batch = self.task.encode(self.tok, rows, self.labels, self.max_length, train=False)
+        ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+        probs = torch.stack([self.model(ids, mask, plan=plan).logits.float().softmax(-1) for plan in plans])
+        mixture, weights = entropy_minimised(probs.cpu(), mask.cpu() if probs.dim() == 4 else None)
+        return self.task.decode(mixture.clamp_min(1e-30).log(), batch, rows, self.labels), weights
+
 
 def dev_score(
     fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int, language: str | None = None
