@@ -105,6 +105,11 @@ def test_a_target_without_parallel_text_is_reported_on_its_cells(tmp_path):
         ({"parallel": {"sk": "missing.jsonl"}}, "parallel.sk: the file .* does not exist"),
         ({"parallel": "everything"}, "parallel: 'everything' is not allowed"),
         ({"language_training": {"alignment": {"weight": 0}}}, "alignment.weight must be > 0"),
+        ({"sources": ["en", "de"]}, 'parallel.sk: parallel text .*sk.jsonl:1: each line must be {"de": str'),
+        (
+            {"parallel": {"de": "builtin", "sk": "builtin"}, "sources": ["en", "de"]},
+            "parallel.sk: parallel text .*:1: each line must be .*the built-in pairs are English-X",
+        ),
     ],
 )
 def test_bad_alignment_settings_are_refused_before_anything_is_written(tmp_path, change, message, capsys):

@@ -60,7 +60,7 @@ def test_a_wider_grid_recomputes_cycled_cells_instead_of_refusing_them(tmp_path)
     lines.clear()
     second = run_matrix(load_config(spec), log=lines.append)
     assert all(r["status"] == "ok" for r in second) and len(second) == 6
-    assert any("2 cycled or composed cell(s) to recompute" in line for line in lines)
+    assert any("2 cycled, composed or ensemble cell(s) to recompute" in line for line in lines)
     runs = [d.name for d in (tmp_path / "out" / "reps" / "task").iterdir() if d.name.startswith("toy-en-slp-ta-cyc")]
     assert len(runs) == 2  # one per cycled set; the first is never overwritten or refused
     ta = {r["target"]: r for r in first if r["configuration"] == "TA"}

@@ -88,3 +88,25 @@ def test_a_family_without_heads_has_nothing_to_mix():
     fmt = TaskFormat(model, TextClassificationTask("t", "a.jsonl", "b.jsonl", "c.jsonl"), ["w1", "w2"], 16)
     with pytest.raises(XLTError, match="an output ensemble mixes a task head's distributions"):
         fmt.mixed([], [Plan()])
+
+
+@pytest.mark.orchestration
+def test_ensembles_of_tag_heads_run_and_span_heads_are_refused_on_their_cells(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tasks"))
+    from task_worlds import task_spec
+
+    languages = ["en", "sw", "de"]
+    spec = world(tmp_path, languages=languages)
+    spec["tasks"] = {task: task_spec(tmp_path / "data", task, languages) for task in ("ner", "qa")}
+    spec["configurations"] = ["LA+TA-ens"]
+    spec["task_training"]["max_length"] = 24
+    rows = run_matrix(load_config(spec), log=lambda _: None, report=False)
+    ner = {r["target"]: r for r in rows if r["task"] == "ner"}
+    assert all(r["status"] == "ok" for r in ner.values()), [r.get("error") for r in ner.values()]
+    assert set(ner["sw"]["reps"]["language"]["ensemble_of"]) == {"en/bottleneck", "de/bottleneck"}
+    assert {"precision", "recall", "f1"} <= set(ner["sw"]["metrics"])
+    qa = [r for r in rows if r["task"] == "qa"]
+    assert qa and all(r["status"] == "error" and "not a span head" in r["error"] for r in qa)

@@ -101,7 +101,30 @@ def test_pairs_need_both_splits(tmp_path):
         read_pairs(path, "en")
 
 
-@pytest.mark.parametrize("options", [{"weight": 0}, {"weight": -1}, {"lm_weight": "1"}, {"max_length": 0}])
+@pytest.mark.parametrize(
+    "options", [{"weight": 0}, {"weight": -1}, {"weight": float("inf")}, {"lm_weight": "1"}, {"max_length": 0}]
+)
 def test_bad_alignment_options_are_refused(options):
     with pytest.raises(XLTError, match="alignment\\."):
         AlignmentConfig(**options)
+
+
+@pytest.mark.parametrize("family, kind", [("t5", "bottleneck"), ("gpt2", "prompt")])
+def test_alignment_runs_on_every_family_even_without_a_pad_token(tmp_path, family, kind):
+    model = th.model(family)
+    model.tokenizer.pad_token = None  # GPT-2's and Llama's tokenizers ship none: xlt pads the pairs itself
+    alignment = AlignmentRun(pairs_file(tmp_path / "pairs.jsonl"), "en", None, AlignmentConfig())
+    run = LanguageRun(
+        language="sk",
+        kind=kind,
+        corpus=CorpusConfig(files=[str(th.lm_corpus(tmp_path / "sk.txt"))], validation_fraction=0.05),
+        output_dir=tmp_path / "run",
+        rep=th.rep_options(kind, tokens=4),
+        objective=ObjectiveConfig(max_length=32),
+        train=th.quick(steps=20, batch_size=8, eval_every=10, lr=0.03),
+        alignment=alignment,
+        name="sk/aligned",
+    )
+    rep_dir = train_language(model, run, log=th.silent)
+    history = json.loads((rep_dir.parent / "result.json").read_text())["history"]
+    assert history[-1]["alignment_loss"] < history[0]["alignment_loss"]

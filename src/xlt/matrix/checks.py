@@ -97,13 +97,14 @@ def _hub_reason(task: Task, language: str) -> str:
 
 
 def parallel_file(config: MatrixConfig, language: str) -> Path | None:
-    """A language's parallel text with the source: the built-in English-X pairs, or the config's file."""
+    """A language's parallel text with the source: the built-in English-X pairs (``parallel: builtin``, or
+    ``builtin`` as a language's value in a mapping), or the config's file."""
     from xlt.tasks.registry import DATA_DIR
 
-    if config.parallel == "builtin":
+    given = "builtin" if config.parallel == "builtin" else config.parallel.get(language)  # type: ignore[union-attr]
+    if given == "builtin":
         path = DATA_DIR / "parallel" / f"{language}.jsonl"
         return path if path.is_file() else None
-    given = config.parallel.get(language)  # type: ignore[union-attr]
     return config.path(given) if given is not None else None
 
 
@@ -155,18 +156,34 @@ def check_inputs(
                 )
         inputs.append(corpus_input(language, _spec(spec), files))
     if any(c.align for c in configurations):
-        sources = set(config.sources)
-        for language in dict.fromkeys(config.target_languages()):
-            path = parallel_file(config, language)
-            if language in sources or path is None:
-                continue  # a target without parallel text reports it on its cells
-            if not path.is_file():
-                raise ConfigError(
-                    f"parallel.{language}: the file {path} does not exist; fix parallel.{language} (relative paths "
-                    "are read from the config file's directory)"
-                )
-            inputs.append(Input(f"parallel:{language}", str(path), file_digest(path)))
+        inputs += _parallel_inputs(config)
     return inputs
+
+
+def _parallel_inputs(config: MatrixConfig) -> list[Input]:
+    """The parallel text of every target aligned with some other source; each file read now for every source it
+    serves, so that a bad line or a missing source field stops the run before anything is written."""
+    from xlt.training.alignment import read_pairs
+
+    out = []
+    for language in dict.fromkeys(config.target_languages()):
+        sources = [s for s in config.sources if s != language]
+        path = parallel_file(config, language)
+        if not sources or path is None:
+            continue  # a target without parallel text reports it on its cells
+        if not path.is_file():
+            raise ConfigError(
+                f"parallel.{language}: the file {path} does not exist; fix parallel.{language} (relative paths "
+                "are read from the config file's directory)"
+            )
+        for source in sources:
+            try:
+                read_pairs(path, source)
+            except XLTError as exc:
+                builtin = " (the built-in pairs are English-X: for another source give your own files)"
+                raise ConfigError(f"parallel.{language}: {exc}{builtin if source != 'en' else ''}") from None
+        out.append(Input(f"parallel:{language}", str(path), file_digest(path)))
+    return out
 
 
 def _task_path(task: Task, language: str, split: str) -> Path:

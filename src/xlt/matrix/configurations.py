@@ -115,8 +115,9 @@ class Configuration:
 
     @property
     def trains_with(self) -> Configuration:
-        """The configuration whose task representation this one tests: itself, or for ``compose`` and ``align``
-        the paper's configuration of the same kinds where there is one (the same training, so trained once)."""
+        """The configuration whose task representation this one tests: itself, or for ``compose``, ``align`` and
+        ``ensemble`` the paper's configuration of the same kinds where there is one (the same training, so trained
+        once)."""
         if self.compose or self.align or self.ensemble:
             for paper in PAPER_CONFIGURATIONS:
                 if (paper.language, paper.task) == (self.language, self.task):

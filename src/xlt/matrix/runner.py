@@ -325,6 +325,8 @@ class Matrix(Evaluation, LanguageModelling):
                 why = f"the LM head could not be trained: {type(exc).__name__}: {exc}"
                 self.log(why)
                 self.failed.update({f"{language}/{kind}": why for language, kind in wanted})
+                aligned = self._aligned_wanted(todo)
+                self.failed.update({conf.aligned_rep(t, source): why for (t, _, source), conf in aligned.items()})
                 return
         c = self.config.language_training
         jobs = []
@@ -359,23 +361,32 @@ class Matrix(Evaluation, LanguageModelling):
             self._used({job.name: Path(job.run.output_dir) for job in jobs if job.name not in self.failed})
         self._build_aligned_reps(todo, head_dir)
 
-    def _build_aligned_reps(self, todo: list[Cell], head_dir: Path | None) -> None:
-        """The targets' language representations aligned with the source's, for configurations with ``align``:
-        trained after the plain ones, whose source representation is each one's teacher."""
+    def _aligned_wanted(self, todo: list[Cell]) -> dict[tuple[str, str, str], Configuration]:
+        """(target, kind, source) of every aligned representation the cells to run need."""
         wanted: dict[tuple[str, str, str], Configuration] = {}
         for cell in todo:
             conf = self.by_name[cell.configuration]
             if conf.align and cell.target != cell.source:
                 wanted.setdefault((cell.target, str(conf.language), cell.source), conf)
+        return wanted
+
+    def _build_aligned_reps(self, todo: list[Cell], head_dir: Path | None) -> None:
+        """The targets' language representations aligned with the source's, for configurations with ``align``:
+        trained after the plain ones, whose source representation is each one's teacher."""
+        wanted = self._aligned_wanted(todo)
         c = self.config.language_training
         jobs = []
         for (language, kind, source), conf in wanted.items():
             name, teacher = conf.aligned_rep(language, source), f"{source}/{kind}"
             corpus, pairs = self._corpus(language), self._parallel(language)
-            if corpus is None or pairs is None:
-                what = "corpus" if corpus is None else "parallel text"
-                fix = f"corpora.{language}" if corpus is None else f"parallel.{language}"
-                self.failed[name] = f"no {what} for language '{language}' (add {fix} to the config)"
+            if corpus is None:
+                self.failed[name] = f"no corpus for language '{language}' (add corpora.{language} to the config)"
+                continue
+            if pairs is None:
+                self.failed[name] = (
+                    f"no parallel text for language '{language}' (add parallel.{language}: FILE to the config; "
+                    "in a mapping, builtin keeps a language's built-in pairs)"
+                )
                 continue
             if teacher in self.failed:
                 self.failed[name] = f"the source's {teacher} could not be built: {self.failed[teacher]}"
@@ -424,7 +435,9 @@ class Matrix(Evaluation, LanguageModelling):
             stale = [key_of(row) for row in store.rows() if row["configuration"] in dependent]
             if stale:
                 store.drop(stale)
-                self.log(f"the grid's languages changed: {len(stale)} cycled or composed cell(s) to recompute")
+                self.log(
+                    f"the grid's languages changed: {len(stale)} cycled, composed or ensemble cell(s) to recompute"
+                )
         if before != current:
             store.meta.extra["grid_languages"] = current
             store.save_meta()

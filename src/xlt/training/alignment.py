@@ -15,6 +15,7 @@ checkpoint is chosen on the sum of both losses on held-out text and held-out pai
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlt.batching import pad
 from xlt.errors import XLTError
 from xlt.model import XLTModel
 from xlt.plan import Plan
@@ -53,8 +55,12 @@ class AlignmentConfig:
     def __post_init__(self) -> None:
         for name in ("weight", "lm_weight"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise XLTError(f"alignment.{name} must be a number >= 0, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value >= 0)
+            ):
+                raise XLTError(f"alignment.{name} must be a finite number >= 0, got {value!r}")
         if self.weight == 0:
             raise XLTError("alignment.weight must be > 0 (to train without alignment, use a configuration without it)")
         for name in ("max_length", "dev_pairs"):
@@ -113,7 +119,11 @@ def read_pairs(path: Path, source: str) -> dict[str, list[tuple[str, str]]]:
 
 def pooled(model: XLTModel, batch: Batch, plan: Plan | None) -> torch.Tensor:
     """Mean of the final (encoder) states over the string's tokens, under ``plan``."""
-    out = model(batch["input_ids"], batch["attention_mask"], plan=plan)
+    kwargs: dict[str, torch.Tensor] = {}
+    if model.host.family == "encoder_decoder":  # the encoder's states are wanted; the decoder runs one step
+        start = getattr(model.base.config, "decoder_start_token_id", None) or 0
+        kwargs["decoder_input_ids"] = torch.full_like(batch["input_ids"][:, :1], int(start))
+    out = model(batch["input_ids"], batch["attention_mask"], plan=plan, **kwargs)
     hidden = out.encoder_hidden_states if out.encoder_hidden_states is not None else out.hidden_states
     if hidden is None:
         raise XLTError(
@@ -125,12 +135,17 @@ def pooled(model: XLTModel, batch: Batch, plan: Plan | None) -> torch.Tensor:
 
 
 class Pairs:
-    """Tokenised pairs with the teacher's vectors, and the batches of both splits."""
+    """Tokenised pairs with the teacher's vectors, and the batches of both splits. ``pairs``: the file as
+    ``read_pairs`` returns it, when the caller has read it already."""
 
-    def __init__(self, model: XLTModel, run: AlignmentRun, seed: int) -> None:
-        pairs = read_pairs(run.pairs, run.source)
+    def __init__(
+        self, model: XLTModel, run: AlignmentRun, seed: int, pairs: dict[str, list[tuple[str, str]]] | None = None
+    ) -> None:
+        pairs = pairs if pairs is not None else read_pairs(run.pairs, run.source)
         self.config, self.seed = run.config, seed
         self.tokenizer = model.tokenizer
+        pad_id = getattr(self.tokenizer, "pad_token_id", None)
+        self.pad_id = int(pad_id) if pad_id is not None else 0  # masked out: any id serves (decoders have none)
         self.train = [text for _, text in pairs["train"]]
         dev = pairs["dev"][: run.config.dev_pairs]
         self.dev = [text for _, text in dev]
@@ -141,10 +156,10 @@ class Pairs:
         self.scale = float(self.teacher_train.pow(2).sum(-1).mean().clamp(min=1e-12))
 
     def encode(self, texts: list[str]) -> Batch:
-        enc = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
-        )
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        """Right-padded by hand, as every batch of xlt's is: a tokenizer may have no pad token or pad left."""
+        ids = self.tokenizer(texts, truncation=True, max_length=self.config.max_length)["input_ids"]
+        input_ids, mask = pad([row or [self.pad_id] for row in ids], self.pad_id)
+        return {"input_ids": input_ids, "attention_mask": mask}
 
     @torch.no_grad()
     def _teacher(self, model: XLTModel, texts: list[str], plan: Plan | None, size: int = 64) -> torch.Tensor:

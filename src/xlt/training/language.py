@@ -16,7 +16,7 @@ from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
 from xlt.reps.registry import role_kind
-from xlt.training.alignment import AlignmentRun, Pairs
+from xlt.training.alignment import AlignmentRun, Pairs, read_pairs
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm_head import MaskedLMHead
@@ -76,8 +76,10 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     objective = lm_objective(model, plan, run.objective, head)
     check_corpus(run.corpus)
     claim: dict[str, Any] = {"run": run, "base": model.fingerprint.to_dict()}
+    pairs_read = None
     if run.alignment is not None:
         claim["teacher"] = _teacher_identity(model, run.alignment)
+        pairs_read = read_pairs(run.alignment.pairs, run.alignment.source)
     with run_lock(out, log):
         if claim_output_dir(out, claim, ignore=()):
             log(f"{name}: already trained in {out}, reusing it")
@@ -92,7 +94,7 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
         )
         pairs = None
         if run.alignment is not None:
-            pairs = Pairs(model, run.alignment, run.train.seed)
+            pairs = Pairs(model, run.alignment, run.train.seed, pairs_read)
             log(f"{name}: aligned with {len(pairs.train)} pairs ({len(pairs.dev)} held out) from {run.alignment.pairs}")
         with discarded_on_failure(model, name):
             rep = model.add_language(run.language, config, name=name)

@@ -68,7 +68,7 @@ def processes() -> tuple[bool, Callable[[], None]]:
 LOCATION = ("output_dir",)
 # Fields naming input files or directories: a run records their content (sha256), so that the same data
 # elsewhere is the same run and changed data under the same path is a different one.
-INPUT_KEYS = ("train_file", "dev_file", "files", "lm_head")
+INPUT_KEYS = ("train_file", "dev_file", "files", "lm_head", "pairs")
 
 
 def _ignored(key: str, ignore: tuple[str, ...]) -> bool:

@@ -208,7 +208,14 @@ class TaskFormat:
         batch = self.task.encode(self.tok, rows, self.labels, self.max_length, train=False)
         ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
         probs = torch.stack([self.model(ids, mask, plan=plan).logits.float().softmax(-1) for plan in plans])
-        mixture, weights = entropy_minimised(probs.cpu(), mask.cpu() if probs.dim() == 4 else None)
+        scored = None
+        if probs.dim() == 4:  # token heads: only each word's first sub-token is ever read as a tag
+            scored = torch.zeros(probs.shape[1:3])
+            for row, positions in enumerate(batch.words):
+                for position in positions:
+                    if position is not None and position < scored.shape[1]:
+                        scored[row, position] = 1.0
+        mixture, weights = entropy_minimised(probs.cpu(), scored)
         return self.task.decode(mixture.clamp_min(1e-30).log(), batch, rows, self.labels), weights
 
 
