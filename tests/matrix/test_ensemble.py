@@ -10,7 +10,7 @@ from matrix_helpers import world
 from xlt import XLTError
 from xlt.matrix import load_config, run_matrix
 from xlt.matrix.configurations import ENSEMBLE_CONFIGURATIONS, Configuration, resolve_configurations
-from xlt.matrix.ensemble import entropy_minimised
+from xlt.training.ensemble import entropy_minimised
 
 
 def test_weights_move_to_the_confident_member_per_row():

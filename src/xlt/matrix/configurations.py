@@ -51,7 +51,7 @@ class Configuration:
         ensemble: test a target with no language representation of its own at the output: the task
             representation runs with each related language's representation in turn (the languages ``compose``
             would average), and their predicted distributions are mixed per example with weights that minimise
-            the mixture's entropy (``xlt.matrix.ensemble``). Heads only (classes or tags); the task
+            the mixture's entropy (``xlt.training.ensemble``). Heads only (classes or tags); the task
             representation is the paper twin's.
     """
 

@@ -25,6 +25,7 @@ from xlt.tasks.base import Task, check_template
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
 from xlt.training.data import micro_batches
+from xlt.training.ensemble import entropy_minimised
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
 from xlt.training.probe_fit import fit_probe, fits_converged, spelled_out
 from xlt.training.run import claim_output_dir, finish, jsonable
@@ -199,9 +200,7 @@ class TaskFormat:
 
     def mixed(self, rows: Sequence[Example], plans: Sequence[Plan]) -> tuple[list[Any], torch.Tensor]:
         """Predictions from the head's distributions under each of ``plans``, mixed per input row with
-        entropy-minimised weights (``xlt.matrix.ensemble``); and those weights ([rows, plans])."""
-        from xlt.matrix.ensemble import entropy_minimised
-
+        entropy-minimised weights (``xlt.training.ensemble``); and those weights ([rows, plans])."""
         if not self.host.supports_heads:
             raise XLTError("an output ensemble mixes a task head's distributions; this model family has no heads")
         device = self.model.device
