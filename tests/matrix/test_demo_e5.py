@@ -32,16 +32,18 @@ def test_demo_matrix_on_e5(e5_dir, tmp_path):
     from xlt.e5 import load_e5
 
     spec = demo_config(["en", "sk"], tmp_path / "demo", threads=None)
-    spec["configurations"] = ["zero-shot", "LA+TP", "SLP+TA"]
+    # The probe and one configuration with a language and a task representation: every stage runs once (the
+    # other configurations' machinery is the tiny models' tests' business; here the real model and data are).
+    spec["configurations"] = ["zero-shot", "SLP+TA"]
     spec["progress"] = False
     spec["lm_head"].update(cached_segments=64, cached_epochs=1)  # the demo's head, on a few cached states
-    for section, steps in (("lm_head", 4), ("language_training", 2), ("task_training", 20)):
+    for section, steps in (("lm_head", 4), ("language_training", 2), ("task_training", 8)):
         # One dev evaluation per training (evaluation dominates this test's time); checkpoints halfway still.
         spec[section]["train"].update(steps=steps, eval_every=steps, checkpoint_every=steps // 2, warmup_steps=0)
     model = XLTModel(*load_e5(e5_dir), name=E5_MODEL_ID)  # its own copy: the matrix installs hooks
     messages: list[str] = []
     rows = run_matrix(load_config(spec), log=messages.append, model=model)
-    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
     assert all(r["examples"] == 439 for r in rows)  # the parallel CLDR test set
     assert any("LM head: the encoder ships none; training one on 16 corpora" in m for m in messages)
     page = (tmp_path / "demo" / "report" / "report.md").read_text()
