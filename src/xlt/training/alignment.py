@@ -225,10 +225,10 @@ class Pairs:
         def loss(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
             lm_batch = {k: v for k, v in batch.items() if not k.startswith(PREFIX)}
             total = c.weight * self.loss(module, batch, plan)
+            if not c.lm_weight:  # alignment alone: the LM pass would only be thrown away
+                return total, int(lm_batch["attention_mask"].sum())
             lm, tokens = lm_loss(module, lm_batch)
-            if c.lm_weight:
-                total = total + c.lm_weight * lm
-            return total, tokens
+            return total + c.lm_weight * lm, tokens
 
         return loss
 
