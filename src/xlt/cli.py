@@ -293,7 +293,17 @@ def main(argv: list[str] | None = None) -> None:
 def _instantiated(parser: ArgumentParser, options: Namespace) -> Namespace:
     # jsonargparse 4.49 renamed instantiate_classes to instantiate (the old name warns); older versions lack it.
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(options)
+    try:
+        return instantiate(options)
+    except (ValueError, TypeError) as exc:
+        # A config class's own check (an XLTError) inside an optional field reaches us wrapped in jsonargparse's
+        # union error: its message, not the wrapper's traceback, is what the user needs.
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, XLTError):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
+        raise
 
 
 def one_line(message: str) -> str:

@@ -606,3 +606,43 @@ def test_train_language_refuses_an_unknown_code(tmp_path, capsys):
     refused(capsys, argv, ["unknown language code 'xx'"], ["register_language"])
     unchanged(tmp_path, before)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem", "fix"),
+    [
+        (["--alignment", "{pairs: missing.jsonl, source: en, teacher: null, config: {}}"],
+         ["parallel text", "missing.jsonl", "cannot read it"], []),
+        (["--alignment", "{pairs: bad.jsonl, source: en, teacher: null, config: {}}"],
+         ["bad.jsonl:3", "each line must be"], ["both strings non-empty"]),
+        (["--alignment", "{pairs: pairs.jsonl, source: de, teacher: null, config: {}}"],
+         ["pairs.jsonl:1", 'each line must be {"de": str'], []),
+        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: en/prompt, config: {}}"],
+         ["alignment teacher 'en/prompt' is not in the model's bank"], ["load or train the source's"]),
+        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {weight: 0}}"],
+         ["alignment.weight must be > 0"], []),
+        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {lm_weight: .inf}}"],
+         ["alignment.lm_weight must be a finite number"], []),
+        (["--name", "../../escape"], ["invalid rep name '../../escape'"], ["letters, digits"]),
+        (["--name", ""], ["invalid rep name ''"], ["letters, digits"]),
+    ],
+    ids=["missing-pairs", "bad-line", "no-source-field", "absent-teacher", "zero-weight", "inf-weight",
+         "escaping-name", "empty-name"],
+)
+def test_train_language_refuses_bad_alignment_and_names(extra, problem, fix, tmp_path, capsys, monkeypatch):
+    from matrix_helpers import save_model
+
+    model = save_model(tmp_path / "model", "gpt2")
+    corpus = th.lm_corpus(tmp_path / "sk.txt", documents=40)
+    good = '{"en": "w60 w61", "text": "w30 w31", "split": "train"}\n{"en": "w62", "text": "w32", "split": "dev"}\n'
+    (tmp_path / "pairs.jsonl").write_text(good)
+    (tmp_path / "bad.jsonl").write_text(good + '{"en": "w63", "text": " ", "split": "train"}\n')
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    before = snapshot(tmp_path)
+    argv = ["train-language", "--language", "sk", "--kind", "prompt", "--corpus.files", f'["{corpus}"]',
+            "--rep", "{num_virtual_tokens: 2, init: vocab}", "--output_dir", out, "--model", model,
+            "--train.steps", "1", "--train.progress", "false", "--train.tensorboard", "false", *extra]
+    refused(capsys, argv, problem, fix, alone=False)
+    unchanged(tmp_path, before)
+    assert not out.exists()

@@ -107,6 +107,22 @@ def test_a_target_without_parallel_text_is_reported_on_its_cells(tmp_path):
         ({"language_training": {"alignment": {"weight": 0}}}, "alignment.weight must be > 0"),
         ({"sources": ["en", "de"]}, 'parallel.sk: parallel text .*sk.jsonl:1: each line must be {"de": str'),
         (
+            {
+                "custom_configurations": {"mine": {"language": "prompt", "task": "bottleneck", "align": "yes"}},
+                "configurations": ["mine"],
+            },
+            "custom_configurations.mine must be a mapping .* align: and ensemble: true\\|false",
+        ),
+        (
+            {
+                "custom_configurations": {
+                    "mine": {"language": "prompt", "task": "bottleneck", "align": True, "ensemble": True}
+                },
+                "configurations": ["mine"],
+            },
+            "ensemble takes none of cycle, compose and align",
+        ),
+        (
             {"parallel": {"de": "builtin", "sk": "builtin"}, "sources": ["en", "de"]},
             "parallel.sk: parallel text .*:1: each line must be .*the built-in pairs are English-X",
         ),

@@ -15,6 +15,7 @@ from xlt.errors import XLTError
 from xlt.languages import get_language
 from xlt.model import XLTModel
 from xlt.plan import Plan
+from xlt.reps.base import check_name
 from xlt.reps.registry import role_kind
 from xlt.training.alignment import AlignmentRun, Pairs, read_pairs
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
@@ -68,7 +69,7 @@ def train_language(model: XLTModel, run: LanguageRun, log: Any = print) -> Path:
     check_language_run(run)
     out = Path(run.output_dir)
     rep_dir = out / "rep"
-    name = run.name or f"{run.language}/{run.kind}"
+    name = check_name(run.name if run.name is not None else f"{run.language}/{run.kind}")
     config = role_kind(run.kind, "language").config_cls.from_dict(dict(run.rep))
     # Every input is checked before the output directory is claimed: bad input leaves nothing behind.
     head = _lm_head(model, run.lm_head)
