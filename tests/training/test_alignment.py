@@ -29,15 +29,16 @@ def pairs_file(path, n=240, dev=40):
     return path
 
 
-def run_for(tmp_path, model, alignment, name="sk/bottleneck-aligned", steps=60):
+def run_for(tmp_path, model, alignment, name="sk/bottleneck-aligned", steps=60, kind="bottleneck"):
     return LanguageRun(
         language="sk",
-        kind="bottleneck",
+        kind=kind,
         corpus=CorpusConfig(files=[str(th.lm_corpus(tmp_path / "sk.txt"))], validation_fraction=0.05),
         output_dir=tmp_path / "run",
+        rep=th.rep_options(kind, tokens=4),
         objective=ObjectiveConfig(max_length=32),
         train=th.quick(steps=steps, batch_size=8, eval_every=10, lr=0.03),
-        lm_head=th.lm_head_dir(model, tmp_path / "lm-head"),
+        lm_head=th.lm_head_dir(model, tmp_path / "lm-head") if model.host.needs_lm_head else None,
         alignment=alignment,
         name=name,
     )
@@ -114,17 +115,7 @@ def test_alignment_runs_on_every_family_even_without_a_pad_token(tmp_path, famil
     model = th.model(family)
     model.tokenizer.pad_token = None  # GPT-2's and Llama's tokenizers ship none: xlt pads the pairs itself
     alignment = AlignmentRun(pairs_file(tmp_path / "pairs.jsonl"), "en", None, AlignmentConfig())
-    run = LanguageRun(
-        language="sk",
-        kind=kind,
-        corpus=CorpusConfig(files=[str(th.lm_corpus(tmp_path / "sk.txt"))], validation_fraction=0.05),
-        output_dir=tmp_path / "run",
-        rep=th.rep_options(kind, tokens=4),
-        objective=ObjectiveConfig(max_length=32),
-        train=th.quick(steps=20, batch_size=8, eval_every=10, lr=0.03),
-        alignment=alignment,
-        name="sk/aligned",
-    )
+    run = run_for(tmp_path, model, alignment, name="sk/aligned", steps=20, kind=kind)
     rep_dir = train_language(model, run, log=th.silent)
     history = json.loads((rep_dir.parent / "result.json").read_text())["history"]
     assert history[-1]["alignment_loss"] < history[0]["alignment_loss"]

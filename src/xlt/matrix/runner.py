@@ -137,9 +137,6 @@ class Matrix(Evaluation, LanguageModelling):
         key = self._aligned_key(language, kind, source)
         return contained(self.rep_store, "language", f"{language}-{kind}-aligned-{source}-{key}")
 
-    def _parallel(self, language: str) -> Path | None:
-        return parallel_file(self.config, language)
-
     def _corpus(self, language: str) -> CorpusConfig | None:
         if self.config.corpora == "builtin":
             path = DATA_DIR / "corpora" / f"{language}.txt"
@@ -378,7 +375,7 @@ class Matrix(Evaluation, LanguageModelling):
         jobs = []
         for (language, kind, source), conf in wanted.items():
             name, teacher = conf.aligned_rep(language, source), f"{source}/{kind}"
-            corpus, pairs = self._corpus(language), self._parallel(language)
+            corpus, pairs = self._corpus(language), parallel_file(self.config, language)
             if corpus is None:
                 self.failed[name] = f"no corpus for language '{language}' (add corpora.{language} to the config)"
                 continue
@@ -463,7 +460,7 @@ class Matrix(Evaluation, LanguageModelling):
     def _aligned_key(self, language: str, kind: str, source: str) -> str:
         """What determines an aligned representation: the plain one's determinants, the teacher's, the pairs."""
         c = self.config.language_training
-        pairs = self._parallel(language)
+        pairs = parallel_file(self.config, language)
         return _key(
             {
                 "language": self._language_key(language, kind),

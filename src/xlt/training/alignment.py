@@ -178,11 +178,13 @@ class Pairs:
     def batch(self, index: int, rows: int) -> Batch:
         """Global micro-batch ``index``'s pairs: ``rows`` of a per-epoch permutation (a function of the seed)."""
         n = len(self.train)
+        orders: dict[int, np.ndarray] = {}  # a batch spans at most two epochs: each permutation drawn once
         chosen = []
         for position in range(index * rows, (index + 1) * rows):
             epoch, offset = divmod(position, n)
-            order = np.random.default_rng([self.seed, 7, epoch]).permutation(n)
-            chosen.append(int(order[offset]))
+            if epoch not in orders:
+                orders[epoch] = np.random.default_rng([self.seed, 7, epoch]).permutation(n)
+            chosen.append(int(orders[epoch][offset]))
         return self._batch([self.train[i] for i in chosen], self.teacher_train[chosen])
 
     def dev_batches(self, rows: int) -> list[Batch]:
