@@ -358,7 +358,8 @@ def test_a_task_type_on_the_base_contract_alone_trains(tmp_path):
 def test_a_job_that_cannot_reach_its_worker_is_that_jobs_error():
     from concurrent.futures import Future
 
-    from xlt.matrix.jobs import Job, _outcome
+    from xlt.matrix.executors.processes import _outcome
+    from xlt.matrix.jobs import Job
 
     future: Future = Future()
     future.set_exception(AttributeError("Can't pickle local object 'f.<locals>.Mine'"))

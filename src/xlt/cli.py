@@ -43,6 +43,7 @@ def matrix(
     config_file: Path,
     output_dir: str | None = None,
     workers: int | None = None,
+    executor: str | None = None,
     report: bool = True,
     on_change: str | None = None,
     dry_run: bool = False,
@@ -53,7 +54,9 @@ def matrix(
         config_file: the matrix YAML (model, tasks, sources, targets, configurations, seeds, corpora, training);
             relative paths in it are read from its directory.
         output_dir: overrides the config's output_dir (relative to the current directory).
-        workers: overrides the config's workers (training jobs side by side).
+        workers: overrides the config's workers (jobs side by side).
+        executor: overrides the config's executor: local, processes, ray or slurm (options stay in the config's
+            executor_options). `xlt matrix --status DIR` shows a run's progress per stage instead.
         report: render the report when done.
         on_change: overrides the config's on_change: "refuse" or "recompute" when task or corpus files changed
             since the results were computed from them.
@@ -70,6 +73,15 @@ def matrix(
         if workers < 1:
             raise ConfigError(f"--workers {workers}: give 1 or more")
         cfg.workers = workers
+    if executor is not None:
+        from xlt.matrix.executors import executor_entry, executor_options
+
+        executor_entry(executor)
+        cfg.executor = executor
+        try:
+            executor_options(executor, cfg.executor_options)
+        except XLTError as exc:
+            raise ConfigError(str(exc)) from None
     if on_change is not None:
         if on_change not in ("refuse", "recompute"):
             raise ConfigError(f"--on_change {on_change!r}: give refuse or recompute")
@@ -86,6 +98,18 @@ def matrix(
     print(f"{len(rows) - failed} cells evaluated, {failed} could not be (see above); results in {where}")
     if failed:
         raise SystemExit(1)  # the finished cells are stored; fix what the errors name and run again
+
+
+def matrix_status(output_dir: Path) -> None:
+    """Show a matrix run's progress: per stage the jobs done, running, failed and left, with each failure's reason,
+    and the cells stored (also while the run is going on).
+
+    Args:
+        output_dir: the matrix's output directory.
+    """
+    from xlt.matrix.status import status
+
+    print(status(output_dir))
 
 
 def report(
@@ -264,9 +288,28 @@ def _flags(args: list[str]) -> list[str]:
     return out
 
 
+def _status_args(args: list[str]) -> list[str] | None:
+    """``matrix --status DIR`` (or ``--status=DIR``) as the arguments of ``matrix_status``; None for any other."""
+    if not args or args[0] != "matrix":
+        return None
+    for i, arg in enumerate(args[1:], 1):
+        if arg == "--status":
+            return [*args[1:i], *args[i + 1 :]]
+        if arg.startswith("--status="):
+            return [*args[1:i], arg.split("=", 1)[1], *args[i + 1 :]]
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _flags(sys.argv[1:] if argv is None else list(argv))
     try:
+        status_args = _status_args(args)
+        if status_args is not None:
+            verb = FunctionVerb(matrix_status)
+            parser = verb.parser(status_args)
+            parser.prog = "xlt matrix --status"
+            verb.run(parser.parse_args(status_args))
+            return
         parser = command_parser(args)
         options = _instantiated(parser, parser.parse_args(args))
         VERBS[options.subcommand].run(options[options.subcommand])

@@ -12,6 +12,7 @@ from matrix_helpers import rows, world
 
 from xlt import XLTError
 from xlt.matrix import load_config, run_matrix
+from xlt.matrix.evaluation import Evaluation
 from xlt.matrix.runner import Matrix
 from xlt.tasks.data import Example
 from xlt.training.task import TaskFormat
@@ -91,7 +92,7 @@ def test_routed_evaluation_equals_one_target_at_a_time(finished):
     rep = conf.task_rep("toy", "en", 42)
     fmt = TaskFormat(model, task, model.rep(rep).head.config.labels, 16)
     mixed = [(t, e) for t in ("de", "sk", "sw") for e in task.examples(t, "test")[:7]]
-    routed, _ = matrix._predict(fmt, conf, rep, mixed)
+    routed, _ = Evaluation._predict(matrix, fmt, conf, rep, mixed)  # type: ignore[arg-type]
     alone = []
     for target in ("de", "sk", "sw"):
         examples = [e for t, e in mixed if t == target]

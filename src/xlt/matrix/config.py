@@ -150,7 +150,13 @@ class MatrixConfig:
         language_training / task_training / lm_head: how each piece is trained.
         preset: defaults the training sections start from ("fast" or "paper").
         eval_batch_size: rows per evaluation batch (rows of all targets share batches).
-        workers: training jobs run side by side (one per GPU, or CPU threads split between them).
+        workers: jobs run side by side (one per GPU, or CPU threads split between them); with ``executor`` ray or
+            slurm, the most jobs at once (1: as many as the cluster's resources allow).
+        executor: where jobs run: "local" (this process), "processes" (worker processes on this machine), "ray" (a
+            Ray cluster) or "slurm" (Slurm job arrays through submitit); None: processes when workers > 1, else
+            local. Never part of the recipe: a run started on one executor is resumed on any other.
+        executor_options: the executor's options (ray: address, cpus_per_job, gpus_per_job, memory_gb, ...; slurm:
+            partition, time_min, max_jobs, cpus_per_job, gpus_per_job, mem_gb, ...; see the README).
         threads: torch CPU threads per worker (None: torch's choice).
         progress: progress bars.
         notes: lines the report shows above its tables (what the reader should know about this run).
@@ -179,6 +185,8 @@ class MatrixConfig:
     lm_head: LMHeadTraining = field(default_factory=LMHeadTraining)
     eval_batch_size: int = 64
     workers: int = 1
+    executor: str | None = None
+    executor_options: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     progress: bool = True
     notes: list[str] = field(default_factory=list)
@@ -204,6 +212,8 @@ class MatrixConfig:
         "output_dir",
         "eval_batch_size",
         "workers",
+        "executor",
+        "executor_options",
         "threads",
         "progress",
         "notes",
@@ -224,6 +234,14 @@ class MatrixConfig:
             raise ConfigError("eval_batch_size and workers must be >= 1")
         if not self.tasks:
             raise ConfigError("tasks: no task given (e.g. tasks: {emoji: builtin})")
+        if self.executor is not None or self.executor_options:
+            from xlt.matrix.executors import executor_options
+
+            name = self.executor or ("processes" if self.workers > 1 else "local")
+            try:
+                executor_options(name, self.executor_options)
+            except XLTError as exc:
+                raise ConfigError(str(exc)) from None
         for name in ("sources", "configurations", "seeds", "targets"):
             values = getattr(self, name)
             if isinstance(values, list) and len(set(values)) != len(values):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from xlt.formats.atomic import atomic_write_text, make_dir
 from xlt.matrix.composition import compose_target, composition_weights
 from xlt.matrix.config import MatrixConfig
 from xlt.matrix.configurations import Configuration
+from xlt.matrix.executors.base import Outcome
 from xlt.matrix.inputs import task_key
+from xlt.matrix.jobs import rep_name
 from xlt.model import XLTModel
-from xlt.paths import contained
+from xlt.paths import contained, writing_under
 from xlt.plan import Plan
 from xlt.records import jsonable
 from xlt.tasks.base import Task
@@ -43,8 +46,47 @@ def outputs_path(out: Path, group: TaskGroup, target: str) -> Path:
     return contained(out, "outputs", group.task, group.source, name, f"{target}.jsonl")
 
 
+@dataclass
+class EvaluationSetting:
+    """What every evaluation job of one matrix run shares: the config, where cells' outputs go, which
+    representations could not be built (and why), the inputs' digests, the grid's languages with a corpus and
+    the run directory of each (language, kind) representation the groups may read."""
+
+    config: MatrixConfig
+    out: Path
+    failed: dict[str, str]
+    digests: dict[str, str]
+    grid_languages: list[str]
+    language_dirs: dict[tuple[str, str], Path]
+
+
+@dataclass
+class EvaluationJob:
+    """One task representation's group of cells to evaluate, as a job any executor can run: ``needs`` are the rep
+    directories its plans use (a worker loads them; the matrix's own model holds them already)."""
+
+    name: str
+    group: TaskGroup
+    targets: list[str]
+    task: Task
+    task_dir: Path
+    needs: list[Path]
+    setting: EvaluationSetting
+    stage: str = "evaluation"
+
+    def execute(self, model: XLTModel, log: Callable[[str], None]) -> Outcome:
+        start = time.perf_counter()
+        log(f"evaluating {self.name} on {len(self.targets)} target(s)")
+        for directory in self.needs:
+            if rep_name(directory) not in model.reps:
+                model.load_rep(directory)
+        with writing_under(self.setting.out):  # a cell's outputs go under the matrix's output directory only
+            rows = Evaluator(self, model, log)._evaluate(self.group, self.targets)
+        return Outcome(self.name, None, None, time.perf_counter() - start, rows=rows)
+
+
 class Evaluation:
-    """The evaluation half of a ``Matrix`` (which provides the attributes declared here)."""
+    """How a group of cells is evaluated (``Evaluator`` provides the attributes declared here)."""
 
     config: MatrixConfig
     tasks: dict[str, Task]
@@ -319,3 +361,29 @@ class Evaluation:
 
         result = run_dir / "result.json"
         return float(json.loads(result.read_text()).get("seconds", 0.0)) if result.is_file() else 0.0
+
+
+class Evaluator(Evaluation):
+    """The evaluation of one ``EvaluationJob`` on ``model``."""
+
+    def __init__(self, job: EvaluationJob, model: XLTModel, log: Callable[[str], None]) -> None:
+        setting = job.setting
+        self.config, self.out, self.failed, self.digests = setting.config, setting.out, setting.failed, setting.digests
+        self.tasks = {job.group.task: job.task}
+        self._hashes = {}
+        self.log = log
+        self._job, self._model = job, model
+
+    @property
+    def model(self) -> XLTModel:
+        return self._model
+
+    def _task_dir(self, group: TaskGroup) -> Path:
+        return self._job.task_dir
+
+    def _grid_languages(self) -> list[str]:
+        return list(self._job.setting.grid_languages)
+
+    def _language_dir(self, language: str, kind: str) -> Path:
+        found = self._job.setting.language_dirs.get((language, kind))
+        return found if found is not None else self.out / "reps" / "language" / f"{language}-{kind}"

@@ -37,9 +37,10 @@ from xlt.matrix.checks import (
 )
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import BUILTIN_NAMES, Configuration, resolve_configurations
-from xlt.matrix.evaluation import Evaluation, TaskGroup
+from xlt.matrix.evaluation import EvaluationJob, EvaluationSetting, TaskGroup
+from xlt.matrix.executors import Board, Executor, Outcome, Work, WorkerSpec, make_executor
 from xlt.matrix.inputs import LM_HEAD, Changes, Input, compare
-from xlt.matrix.jobs import Job, run_jobs
+from xlt.matrix.jobs import Job, rep_name
 from xlt.matrix.language_modelling import LanguageModelling
 from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore, check_rep_store, check_store_dir, key_of, open_rep_store, read_rows
@@ -51,7 +52,7 @@ from xlt.tasks.base import Task
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.alignment import AlignmentRun
 from xlt.training.corpora import CorpusConfig
-from xlt.training.language import LanguageRun, LMHeadRun, train_lm_head
+from xlt.training.language import LanguageRun, LMHeadRun
 from xlt.training.run import COSMETIC, RUN_FILE
 from xlt.training.task import TaskRun
 
@@ -84,7 +85,7 @@ def grid(config: MatrixConfig, configurations: list[Configuration]) -> list[Cell
     ]
 
 
-class Matrix(Evaluation, LanguageModelling):
+class Matrix(LanguageModelling):
     """One matrix run over ``config`` in ``config.output_dir``."""
 
     def __init__(self, config: MatrixConfig, log: Log = print, model: XLTModel | None = None) -> None:
@@ -100,7 +101,10 @@ class Matrix(Evaluation, LanguageModelling):
         self._model = model
         self.failed: dict[str, str] = {}  # rep name -> why it could not be built
         self.train_seconds: dict[str, float] = {}
-        self._hashes: dict[str, str] = {}
+        self.rep_dirs: dict[str, Path] = {}  # rep name -> the directory it was built in (or reused from)
+        self.executor: Executor | None = None
+        self.board = Board.of(self.out)
+        self._head_dir: Path | None = None
         self.rep_store = config.path(config.rep_store) if config.rep_store is not None else None
         self._language_dirs: dict[tuple[str, str], Path] = {}  # in a rep store: (language, kind) -> its keyed run
         self._head: str | None = None  # what language representations were trained against (part of their key)
@@ -157,6 +161,8 @@ class Matrix(Evaluation, LanguageModelling):
         check_store_dir(self.out)
         if self.rep_store is not None:
             check_rep_store(self.rep_store, self.out)
+        executor = self._executor()
+        executor.check()  # a missing optional dependency is refused before anything is written
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
         recipe, ignore = self.config.recipe(), (*self.config.GRID, *self.config.OPERATIONAL)
@@ -175,23 +181,39 @@ class Matrix(Evaluation, LanguageModelling):
             if todo:
                 for task in self.tasks.values():
                     task.check_family(self.model.host.family)  # before anything trains
-                self._build_language_reps(todo)
-                self._measure_language_modelling()
-                groups = self._groups(todo)
-                self._build_task_reps(groups)
-                for number, (group, targets) in enumerate(groups.items(), 1):
-                    self.log(
-                        f"evaluating [{number}/{len(groups)}] {group.task} {group.source} {group.configuration.name} "
-                        f"seed {group.seed} on {len(targets)} target(s)"
-                    )
-                    store.put(self._evaluate(group, targets))
-                    self._unload(group, list(groups)[number:])
+                self.executor = executor
+                self.board.open_run(executor.name, executor.workers)
+                self.log(f"executor: {executor.describe()}")
+                try:
+                    self._build_language_reps(todo)
+                    self._measure_language_modelling()
+                    groups = self._groups(todo)
+                    self._build_task_reps(groups)
+                    self._evaluate_groups(store, groups)
+                finally:
+                    executor.close()
+                    self.board.close_run()
             rows = [store.get(c.key) for c in cells]
             self.store = None
         errors = [r for r in rows if r is not None and r.get("status") != "ok"]
         for row in errors:
             self.log(f"cell {row['task']}/{row['source']}->{row['target']} {row['configuration']}: {row['error']}")
         return [r for r in rows if r is not None]
+
+    def _executor(self) -> Executor:
+        """The config's executor (``processes`` for ``workers`` > 1 when none is named, as before executors)."""
+        c = self.config
+        name = c.executor or ("processes" if c.workers > 1 else "local")
+        spec = WorkerSpec(c.model, model_path(c), c.threads, dict(c.languages))
+        executor = make_executor(
+            name, c.executor_options, c.workers if c.workers > 1 else None, spec, self.board, self.log
+        )
+        if name == "local":
+            executor.workers = 1
+        logs = getattr(executor, "logs", "absent")
+        if logs != "absent":
+            executor.logs = contained(self.out, "logs", name)  # type: ignore[attr-defined]
+        return executor
 
     def _take_tasks(self, store: ResultStore) -> None:
         """Compare each task's spec with the one its cells were computed under. Tasks are a grid axis: a new task
@@ -401,7 +423,7 @@ class Matrix(Evaluation, LanguageModelling):
                 alignment=AlignmentRun(pairs, source, teacher, c.alignment),
                 name=name,
             )
-            jobs.append(Job(name, run, [self._language_dir(source, kind) / "rep"]))
+            jobs.append(Job(name, run, [self._language_dir(source, kind) / "rep"], stage="aligned"))
         if not jobs:
             return
         self.log(f"aligned language representations: {len(jobs)} ({', '.join(j.name for j in jobs)})")
@@ -481,6 +503,8 @@ class Matrix(Evaluation, LanguageModelling):
 
     def _lm_head(self) -> Path:
         c = self.config.lm_head
+        if self._head_dir is not None:  # trained (or found) once per run
+            return self._head_dir
         if c.path is not None:
             self._head = f"path:{self.digests.get(LM_HEAD)}"  # a given head counts by its content
             return self.config.path(c.path)
@@ -515,7 +539,11 @@ class Matrix(Evaluation, LanguageModelling):
             "base frozen"
         )
         with self._in_rep_store():
-            return train_lm_head(self.model, run, log=self.log)
+            self._run([Job(HEAD, run, stage="lm-head")])
+        if HEAD in self.failed:
+            raise XLTError(self.failed.pop(HEAD))
+        self._head_dir = self.rep_dirs[HEAD]
+        return self._head_dir
 
     def _stored_head(self) -> Path:
         """The head's run directory in the rep store: the one this matrix used before, else a finished head of the
@@ -613,7 +641,7 @@ class Matrix(Evaluation, LanguageModelling):
             )
             languages = cycled or ([group.source] if conf.language else [])
             needs = [self._language_dir(lang, str(conf.language)) / "rep" for lang in languages]
-            jobs.append(Job(name, run, needs, task))
+            jobs.append(Job(name, run, needs, task, stage="task"))
         self.log(f"task representations: {len(jobs)}")
         self._run(jobs)
 
@@ -621,30 +649,80 @@ class Matrix(Evaluation, LanguageModelling):
         return dataclasses.replace(train, progress=self.config.progress and train.progress)
 
     def _run(self, jobs: list[Job]) -> None:
-        outcomes = run_jobs(
-            jobs,
-            model=self.model,
-            model_name=self.config.model,
-            model_path=model_path(self.config),
-            workers=self.config.workers,
-            threads=self.config.threads,
-            log=self.log,
-            languages=self.config.languages,
-        )
-        for outcome in outcomes:
+        """Train a stage's jobs on the executor; what they built is put in the matrix's model."""
+        for outcome in self._dispatch(jobs):
             if outcome.error is not None:
                 self.failed[outcome.name] = outcome.error
                 self.log(f"{outcome.name}: not built: {outcome.error}")
+                continue
+            assert outcome.rep_dir is not None
+            self.rep_dirs[outcome.name] = outcome.rep_dir
+            if self.executor is not None and self.executor.remote and isinstance(jobs[0].run, (LanguageRun, TaskRun)):
+                name = rep_name(outcome.rep_dir)
+                if name in self.model.reps:
+                    self.model.remove(name)
+                self.model.load_rep(outcome.rep_dir)
 
-    def _unload(self, group: TaskGroup, later: list[TaskGroup]) -> None:
+    def _dispatch(self, jobs: list[Work]) -> list[Outcome]:
+        """Run jobs of one stage on the executor, keeping the job board; their outcomes as they arrive."""
+        if not jobs:
+            return []
+        assert self.executor is not None
+        stage = jobs[0].stage
+        self.board.queue(stage, [job.name for job in jobs])
+        outcomes = []
+        for outcome in self.executor.run(jobs, self.model):
+            self.board.finished(stage, outcome)
+            outcomes.append(outcome)
+            if outcome.rows is not None and self.store is not None:
+                by = {"executor": self.executor.name, "workers": self.executor.workers, "worker": outcome.worker}
+                self.store.put([{**row, "run_by": by} for row in outcome.rows])  # kept as each group finishes
+                if not self.executor.remote:
+                    self._unload(jobs, outcome)
+        return outcomes
+
+    def _evaluate_groups(self, store: ResultStore, groups: dict[TaskGroup, list[str]]) -> None:
+        """Every group of cells as an evaluation job; each group's rows are stored as soon as it is evaluated."""
+        setting = EvaluationSetting(
+            self.config, self.out, self.failed, self.digests, self._grid_languages(), self._known_language_dirs()
+        )
+        jobs: list[Work] = []
+        for group, targets in groups.items():
+            conf = group.configuration
+            trains = conf.trains_task(self.model.host)
+            names = [conf.task_rep(group.task, group.source, group.seed)] if trains else []
+            if not (conf.compose or conf.ensemble):
+                names += [n for t in targets if (n := conf.test_language_rep(t, group.source)) is not None]
+            needs = [self.rep_dirs[n] for n in dict.fromkeys(names) if n in self.rep_dirs]
+            name = f"{group.task}/{group.source}/{conf.name}/seed{group.seed}"
+            task_dir = self._task_dir(group)
+            jobs.append(EvaluationJob(name, group, targets, self.tasks[group.task], task_dir, needs, setting))
+        self.log(f"evaluation: {len(jobs)} group(s) of cells")
+        self._dispatch(jobs)
+
+    def _known_language_dirs(self) -> dict[tuple[str, str], Path]:
+        """The run directory of every (language, kind) representation this run may read."""
+        kinds = {str(c.language) for c in self.configurations if c.language is not None}
+        out = {}
+        for kind in kinds:
+            for language in dict.fromkeys([*self.config.sources, *self._grid_languages()]):
+                try:
+                    out[(language, kind)] = self._language_dir(language, kind)
+                except KeyError:  # in a rep store, a language this run built none for
+                    continue
+        return out
+
+    def _unload(self, jobs: list[Work], outcome: Outcome) -> None:
         """A task representation is done once its targets are evaluated (by every group that tests it): the bank
-        need not hold them all."""
-        name = group.configuration.task_rep(group.task, group.source, group.seed)
+        need not hold them all. Jobs run in order here, so the groups after this one are those left."""
+        names = [job.name for job in jobs]
+        later = [j.group for j in jobs[names.index(outcome.name) + 1 :] if isinstance(j, EvaluationJob)]
+        done = next(j.group for j in jobs if j.name == outcome.name and isinstance(j, EvaluationJob))
+        name = done.configuration.task_rep(done.task, done.source, done.seed)
         if any(g.configuration.task_rep(g.task, g.source, g.seed) == name for g in later):
             return
         if name in self.model.reps:
             self.model.remove(name)
-            self._hashes.pop(name, None)
 
 
 def _key(determined: dict[str, Any]) -> str:
