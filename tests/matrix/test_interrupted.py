@@ -1,5 +1,5 @@
 """A matrix killed at any point and run again loses nothing, repeats nothing and ends where an uninterrupted run
-ends; workers side by side give the same results."""
+ends (executors side by side: tests/executors)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from matrix_helpers import world
 
@@ -89,18 +88,3 @@ def test_kill_and_rerun_loses_and_repeats_nothing(reference, tmp_path):
     got, want = _metrics(out), _metrics(root / "out")
     assert sorted(got) == sorted(want) and len(got) == 28
     assert got == want  # exact resume: the same weights, so the same predictions
-
-
-def test_workers_side_by_side_match_one_worker(reference, tmp_path):
-    _, spec, _ = reference
-    spec = {**spec, "output_dir": str(tmp_path / "out"), "workers": 2, "threads": 1}
-    messages: list[str] = []
-    rows = run_matrix(load_config(spec), log=messages.append)
-    if torch.cuda.device_count() == 1:  # one worker per GPU: the jobs run in this process
-        assert any("one GPU holds one worker" in m for m in messages)
-    else:
-        assert any("on 2 workers" in m for m in messages)
-    got = {key_of(r): r["metrics"] for r in rows}
-    want = {key_of(r): r["metrics"] for r in read_rows(Path(reference[1]["output_dir"]))}
-    assert got.keys() == want.keys()
-    assert got == want  # every job is seeded by its own config: where it runs changes nothing

@@ -38,6 +38,7 @@ class Outcome:
     rows: list[dict[str, Any]] | None = None
     worker: str = ""
     attempts: int = 1
+    devices: str | None = None  # the GPUs the job saw (CUDA_VISIBLE_DEVICES; "" for none, None when unset)
 
 
 class Work(Protocol):
@@ -127,6 +128,7 @@ def execute(work: Work, model: XLTModel, log: Log, board: Board | None, attempt:
         log(traceback.format_exc())
         outcome = Outcome(work.name, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     outcome.worker, outcome.attempts = here(), attempt
+    outcome.devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     return outcome
 
 

@@ -83,6 +83,7 @@ class Board:
             "error": outcome.error,
             "worker": outcome.worker,
             "attempts": outcome.attempts,
+            "devices": outcome.devices,
             "seconds": round(outcome.seconds, 3),
         }
         self._write(self.directory / f"{stage}.json", {"jobs": state})

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,12 +53,16 @@ def _outcome(future: Future, job: Work) -> Outcome:
 class ProcessesExecutor(Executor):
     name = "processes"
 
-    def run(self, jobs: Sequence[Work], model: XLTModel) -> Iterator[Outcome]:
+    _pool: ProcessPoolExecutor | None = None
+    _size: int = 0
+
+    def _start(self, jobs: int) -> tuple[ProcessPoolExecutor, int]:
+        """The worker processes, started at the first stage and kept for the next (each loads the model once)."""
+        if self._pool is not None:
+            return self._pool, self._size
         import torch
 
-        if not jobs:
-            return
-        count = min(self.workers or os.cpu_count() or 1, len(jobs))
+        count = self.workers or os.cpu_count() or 1
         context = multiprocessing.get_context("spawn")  # CUDA and forked torch threads do not mix
         devices = None
         if torch.cuda.is_available():
@@ -68,13 +73,26 @@ class ProcessesExecutor(Executor):
             for device in ids[:count]:
                 devices.put(device)
         threads = self.spec.threads or max(1, (os.cpu_count() or 1) // count)
-        spec = WorkerSpec(self.spec.model, self.spec.model_path, threads, self.spec.languages)
-        self.log(
-            f"running {len(jobs)} jobs on {count} workers ({'GPUs' if devices else f'{threads} CPU threads each'})"
-        )
-        with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=(devices,)) as pool:
-            futures = {pool.submit(_work, job, spec, self.board): job for job in jobs}
-            for number, future in enumerate(as_completed(futures), 1):
-                outcome = _outcome(future, futures[future])
-                self.log(f"[{number}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
-                yield outcome
+        self._spec = WorkerSpec(self.spec.model, self.spec.model_path, threads, self.spec.languages)
+        each = "a GPU each" if devices else f"{threads} CPU thread(s) each"
+        self.log(f"processes: starting {count} worker process(es), {each}")
+        self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=(devices,))
+        self._size = count
+        return self._pool, count
+
+    def run(self, jobs: Sequence[Work], model: XLTModel) -> Iterator[Outcome]:
+        if not jobs:
+            return
+        pool, _ = self._start(len(jobs))
+        futures = {pool.submit(_work, job, self._spec, self.board): job for job in jobs}
+        for number, future in enumerate(as_completed(futures), 1):
+            outcome = _outcome(future, futures[future])
+            self.log(f"[{number}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
+            yield outcome
+            if isinstance(future.exception(), BrokenProcessPool):
+                self.close()  # a dead worker breaks the pool: the next stage starts a new one
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None

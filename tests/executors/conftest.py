@@ -1,0 +1,24 @@
+"""Executor tests: the same tiny matrix under each executor; one Ray cluster per test session."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs, started once (Ray takes seconds to start) and shut down at the end."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    from threads import one_torch_thread
+
+    with one_torch_thread():
+        yield
