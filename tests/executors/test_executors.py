@@ -127,3 +127,11 @@ def test_status_from_the_command_line(reference, tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "cells stored: 9 evaluated, 0 could not be" in shown
     assert "evaluation" in shown and "executor local" in shown
+
+
+def test_the_executor_is_not_part_of_the_recipe(reference):
+    spec, _ = reference
+    plain = load_config(spec).recipe_hash()
+    for executor, options in [("ray", {"address": "auto", "gpus_per_job": 1}), ("slurm", {"partition": "gpu"})]:
+        assert load_config({**spec, "executor": executor, "executor_options": options}).recipe_hash() == plain
+    assert load_config({**spec, "workers": 4, "executor": "processes"}).recipe_hash() == plain

@@ -186,9 +186,23 @@ def test_each_missing_required_key_is_named(tmp_path, capsys, missing):
             ["custom_configurations: name 'my/conf'"],
             ["may hold only letters, digits"],
         ),
+        ({"executor": "kubernetes"}, ["executor: 'kubernetes' is not one of"], ["local, processes, ray, slurm"]),
+        (
+            {"executor": "ray", "executor_options": {"adress": "auto"}},
+            ["executor_options.adress: unknown option of executor ray"],
+            ["its options: address, num_cpus"],
+        ),
+        ({"executor": "slurm", "executor_options": {"max_jobs": 0}}, ["executor_options.max_jobs: 0"], ["give 1"]),
+        (
+            {"executor": "slurm", "executor_options": {"cluster": "pbs"}},
+            ["executor_options.cluster: 'pbs'"],
+            ["auto, slurm or local"],
+        ),
+        ({"executor_options": {"nodes": 4}}, ["unknown option of executor local"], ["its options: none"]),
     ],
     ids=["no-targets", "unknown-key", "deep-type", "preset", "task-slash", "task-dotdot", "task-hidden",
-         "language-code", "source", "custom-configuration"],
+         "language-code", "source", "custom-configuration", "executor", "executor-option", "executor-value",
+         "slurm-cluster", "local-option"],
 )
 def test_a_wrong_key_or_name_is_refused_before_anything(tmp_path, capsys, change, problem, fix):
     path = write_config(tmp_path / "m.yaml", {**MINIMAL, **change})
@@ -299,13 +313,35 @@ def test_a_directory_as_the_config_is_refused(tmp_path, capsys):
     [
         (["--workers", "0"], ["--workers 0"], ["give 1 or more"]),
         (["--on_change", "ignore"], ["--on_change 'ignore'"], ["give refuse or recompute"]),
+        (["--executor", "kube"], ["executor: 'kube' is not one of"], ["local, processes, ray, slurm"]),
     ],
-    ids=["workers", "on-change"],
+    ids=["workers", "on-change", "executor"],
 )
 def test_a_bad_option_is_refused(copy, capsys, argv, problem, fix):
     before = snapshot(copy)
     refused(capsys, ["matrix", copy / "m.yaml", *argv], problem, fix)
     unchanged(copy, before)
+
+
+@pytest.mark.parametrize(("executor", "module", "extra"), [("ray", "ray", "ray"), ("slurm", "submitit", "slurm")])
+def test_an_executor_without_its_dependency_is_refused_before_anything(copy, capsys, monkeypatch, executor, module,
+                                                                       extra):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    before = snapshot(copy)
+    refused(capsys, ["matrix", copy / "m.yaml", "--executor", executor], [f"executor: {executor} needs"],
+            [f"pip install 'xlt[{extra}]'"])
+    unchanged(copy, before)
+
+
+@pytest.mark.parametrize("what", ["no-matrix", "missing"])
+def test_status_of_a_directory_that_holds_no_matrix(tmp_path, capsys, what):
+    target = tmp_path / "somewhere"
+    if what == "no-matrix":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    refused(capsys, ["matrix", "--status", target], [str(target), "holds no matrix"], ["give the output directory"])
+    unchanged(tmp_path, before)
 
 
 # ---- paths in the config ------------------------------------------------------------------------------------
