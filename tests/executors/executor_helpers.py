@@ -49,7 +49,7 @@ def stage(out: Path, name: str) -> dict[str, Any]:
 class Killer(threading.Thread):
     """SIGKILLs the worker of the first ``stage`` job found running with a checkpoint written: mid-job."""
 
-    def __init__(self, out: Path, stage: str = "language", timeout: float = 600) -> None:
+    def __init__(self, out: Path, stage: str = "task", timeout: float = 600) -> None:
         super().__init__(daemon=True)
         self.out, self.stage, self.timeout = out, stage, timeout
         self.killed: str | None = None
@@ -64,7 +64,7 @@ class Killer(threading.Thread):
                     data = json.loads(marker.read_text())
                 except (OSError, ValueError):
                     continue
-                run_dir = self.out / "reps" / "language" / data["name"].replace("/", "-")
+                run_dir = self.out / "reps" / self.stage / data["name"].replace("/", "-")
                 if data.get("stage") != self.stage or not (run_dir / "checkpoint" / "trainer.json").is_file():
                     continue
                 if (run_dir / "result.json").is_file():

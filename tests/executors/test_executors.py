@@ -17,7 +17,9 @@ from executor_helpers import SILENT, Killer, metrics, small_world, stage
 
 from xlt.cli import main
 from xlt.matrix import load_config, run_matrix
+from xlt.matrix.report import results_csv
 from xlt.matrix.status import status
+from xlt.matrix.store import read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +33,23 @@ def reference(tmp_path_factory):
     return spec, metrics(root / "out")
 
 
-@pytest.fixture(scope="module")
-def small_reference(tmp_path_factory):
-    """A smaller grid (GPT-2, which needs no LM head; en and de; SLP+TA) for executors whose every job is a new
-    process: two language, one task and one evaluation job."""
-    root = tmp_path_factory.mktemp("small")
-    spec = small_world(root, "gpt2", ("en", "de"), ("SLP+TA",))
+def _reference(root: Path, configurations: tuple[str, ...]):
+    spec = small_world(root, "gpt2", ("en", "de"), configurations)
     run_matrix(load_config(spec), log=SILENT, report=False)
     return spec, metrics(root / "out")
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory):
+    """A smaller grid (GPT-2, which needs no LM head; en and de; TA and SLP+TA): two language, two task and two
+    evaluation jobs."""
+    return _reference(tmp_path_factory.mktemp("small"), ("TA", "SLP+TA"))
+
+
+@pytest.fixture(scope="module")
+def smallest_reference(tmp_path_factory):
+    """The smallest (TA alone: a task and an evaluation job) for executors whose every job is a new process."""
+    return _reference(tmp_path_factory.mktemp("smallest"), ("TA",))
 
 
 def _spec(reference, out: Path, **changes):
@@ -46,7 +57,8 @@ def _spec(reference, out: Path, **changes):
     return {**spec, "output_dir": str(out), **changes}
 
 
-def test_ray_equals_local_with_a_worker_killed_mid_job(reference, ray_cluster, tmp_path):
+def test_ray_equals_local_with_a_worker_killed_mid_job(small_reference, ray_cluster, tmp_path):
+    reference = small_reference
     out = tmp_path / "out"
     spec = _spec(reference, out, executor="ray", executor_options={"cpus_per_job": 1, "max_retries": 2})
     killer = Killer(out)
@@ -56,18 +68,19 @@ def test_ray_equals_local_with_a_worker_killed_mid_job(reference, ray_cluster, t
     killer.stop.set()
     assert killer.killed is not None, "no worker was killed mid-job"
     assert metrics(out) == reference[1]  # resumed from its checkpoint: the same weights, the same cells
-    jobs = stage(out, "language")
+    jobs = stage(out, "task")
     assert jobs[killer.killed]["attempts"] == 2 and jobs[killer.killed]["state"] == "done"
-    assert all(j["devices"] == "" for j in jobs.values())  # CPU-only jobs see no GPU
-    assert len({j["worker"] for j in jobs.values()}) >= 2  # side by side
+    every = [*stage(out, "language").values(), *jobs.values(), *stage(out, "evaluation").values()]
+    assert all(j["devices"] == "" for j in every)  # CPU-only jobs see no GPU
+    assert len({j["worker"] for j in every}) >= 2  # side by side
     assert ray_cluster.is_initialized()  # a cluster the run did not start is left running
     rows = [r for r in (out / "results.jsonl").read_text().splitlines() if r]
     assert all('"executor": "ray"' in r for r in rows)
 
 
-def test_slurm_local_backend_equals_local_with_a_job_killed_mid_job(small_reference, tmp_path):
+def test_slurm_local_backend_equals_local_with_a_job_killed_mid_job(smallest_reference, tmp_path):
     pytest.importorskip("submitit")
-    reference = small_reference
+    reference = smallest_reference
     out = tmp_path / "out"
     options = {"cluster": "local", "max_jobs": 2, "retries": 1, "poll_s": 0.2}
     spec = _spec(reference, out, executor="slurm", executor_options=options)
@@ -79,11 +92,11 @@ def test_slurm_local_backend_equals_local_with_a_job_killed_mid_job(small_refere
     assert killer.killed is not None, "no job was killed mid-job"
     assert any("submitting it again" in m for m in messages)
     assert metrics(out) == reference[1]
-    jobs = stage(out, "language")
+    jobs = stage(out, "task")
     assert jobs[killer.killed]["attempts"] == 2
-    assert all(j["devices"] == "" for j in jobs.values())
-    logs = list((out / "logs" / "slurm" / "language").glob("*/*_log.err"))
-    assert len(logs) == 3  # a log per job (2 and the retried one)
+    assert all(j["devices"] == "" for j in [*jobs.values(), *stage(out, "evaluation").values()])
+    logs = list((out / "logs" / "slurm" / "task").glob("*/*_log.err"))
+    assert len(logs) == 2  # a log per job: the killed one and its retry
 
 
 def test_interrupted_under_processes_finished_under_local(reference, tmp_path):
@@ -127,6 +140,8 @@ def test_status_from_the_command_line(reference, tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "cells stored: 9 evaluated, 0 could not be" in shown
     assert "evaluation" in shown and "executor local" in shown
+    table = results_csv(read_rows(out)).splitlines()
+    assert table[0].endswith(",executor,workers") and all(line.endswith(",local,1") for line in table[1:])
 
 
 def test_the_executor_is_not_part_of_the_recipe(reference):

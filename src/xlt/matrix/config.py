@@ -235,7 +235,7 @@ class MatrixConfig:
         if not self.tasks:
             raise ConfigError("tasks: no task given (e.g. tasks: {emoji: builtin})")
         if self.executor is not None or self.executor_options:
-            from xlt.matrix.executors import executor_options
+            from xlt.matrix.executors.registry import executor_options
 
             name = self.executor or ("processes" if self.workers > 1 else "local")
             try:

@@ -111,10 +111,12 @@ def _fence(text: str) -> str:
 
 
 def results_csv(rows: list[dict[str, Any]]) -> str:
-    """Every row flattened: identity, seed, recipe, one column per metric, examples, ``time_{phase}_s`` per phase."""
+    """Every row flattened: identity, seed, recipe, one column per metric, examples, ``time_{phase}_s`` per phase,
+    and, for rows that record it, the executor and workers that produced them."""
     metrics = metric_names(rows)
     phases = sorted({str(p) for row in rows for p in (row.get("time_s") or {})})
     with_recipe = any("recipe" in row for row in rows)
+    with_run_by = any("run_by" in row for row in rows)
     targets = {t: i for i, t in enumerate(order_targets(str(r["target"]) for r in rows))}
     configurations = {c: i for i, c in enumerate(order_configurations(str(r["configuration"]) for r in rows))}
 
@@ -132,7 +134,8 @@ def results_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     header = ["task", "source", "target", "configuration", "seed"]
     header += ["recipe"] if with_recipe else []
-    writer.writerow([*header, *metrics, "examples", *(f"time_{p}_s" for p in phases)])
+    by = ["executor", "workers"] if with_run_by else []
+    writer.writerow([*header, *metrics, "examples", *(f"time_{p}_s" for p in phases), *by])
     for row in sorted(rows, key=key):
         times = row.get("time_s") or {}
         line = [row["task"], row["source"], row["target"], row["configuration"], row.get("seed")]
@@ -140,6 +143,8 @@ def results_csv(rows: list[dict[str, Any]]) -> str:
         line += [row["metrics"].get(m) for m in metrics]
         line += [row.get("examples")]
         line += [times.get(p) for p in phases]
+        run_by = row.get("run_by") or {}
+        line += [run_by.get("executor"), run_by.get("workers")] if with_run_by else []
         writer.writerow(["" if v is None else v for v in line])
     return out.getvalue()
 

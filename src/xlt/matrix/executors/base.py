@@ -48,6 +48,18 @@ class Work(Protocol):
     def execute(self, model: XLTModel, log: Log) -> Outcome: ...
 
 
+@dataclass
+class Probe:
+    """A job that computes nothing: its outcome says where it ran and which GPUs it saw. Probes through an
+    executor measure its overhead per job (``benchmarks/executors.py``) and check a cluster's setup."""
+
+    name: str
+    stage: str = "probe"
+
+    def execute(self, model: XLTModel, log: Log) -> Outcome:
+        return Outcome(self.name, None, None, 0.0)
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """How a worker loads the model the matrix runs on, and the languages the config added to the registry."""
@@ -109,6 +121,12 @@ def hide_gpus() -> None:
     """A job that asked for no GPU must not see one: CUDA reads this when first initialised, which in a worker
     happens only after this call (no executor initialises CUDA before its workers start)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: a remote error carries the worker's whole traceback."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def here() -> str:

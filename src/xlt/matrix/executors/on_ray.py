@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xlt.errors import XLTError
-from xlt.matrix.executors.base import Executor, Outcome, Work, WorkerSpec, execute_in_worker
+from xlt.matrix.executors.base import Executor, Outcome, Work, WorkerSpec, execute_in_worker, first_line
 from xlt.matrix.executors.board import Board
 
 if TYPE_CHECKING:
@@ -115,8 +115,8 @@ class RayExecutor(Executor):
         options: dict[str, Any] = {"num_cpus": o.cpus_per_job, "num_gpus": gpus, "max_retries": o.max_retries}
         if o.memory_gb is not None:
             options["memory"] = int(o.memory_gb * 1024**3)
-        if gpus == 0:  # Ray leaves a CPU task's view of the GPUs as it found it: hide them before CUDA starts
-            options["runtime_env"] = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}
+        # A zero-GPU task's view of the GPUs is left as Ray found it: the task hides them itself before CUDA
+        # starts in its worker (every job of a run asks for the same GPUs, so no worker of it ever started CUDA).
         remote = ray.remote(_task).options(**options)
         waiting = list(jobs)
         pending: dict[Any, Work] = {}
@@ -130,7 +130,7 @@ class RayExecutor(Executor):
             try:
                 outcome = ray.get(ready[0])
             except Exception as exc:  # its worker died more often than max_retries allows, or it cannot be sent
-                outcome = Outcome(job.name, None, f"{type(exc).__name__}: {_first_line(exc)}", 0.0)
+                outcome = Outcome(job.name, None, f"{type(exc).__name__}: {first_line(exc)}", 0.0)
             done += 1
             self.log(f"[{done}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
             yield outcome
@@ -153,8 +153,3 @@ def _short(resources: dict[str, float]) -> str:
         for k in keys
         if k in resources
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

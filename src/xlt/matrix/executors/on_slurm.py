@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from xlt.errors import XLTError
-from xlt.matrix.executors.base import Executor, Outcome, Work, WorkerSpec, execute_in_worker
+from xlt.matrix.executors.base import Executor, Outcome, Work, WorkerSpec, execute_in_worker, first_line
 from xlt.matrix.executors.board import Board
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class SlurmExecutor(Executor):
                 try:
                     outcome = job.result()
                 except Exception as exc:  # its process died: killed, out of memory, a lost node
-                    why = f"{type(exc).__name__}: {_first_line(exc)}"
+                    why = f"{type(exc).__name__}: {first_line(exc)}"
                     if attempt <= o.retries:
                         self.log(f"{work.name}: attempt {attempt} ended without a result ({why}); submitting it again")
                         waiting.append((work, attempt + 1))
@@ -196,8 +196,3 @@ class SlurmExecutor(Executor):
     def describe(self) -> str:
         cap = self.options.max_jobs or self.workers
         return f"slurm ({self._cluster()}, {cap or 'as many as Slurm gives'} at once)"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
