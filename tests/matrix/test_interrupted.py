@@ -82,7 +82,7 @@ def test_kill_and_rerun_loses_and_repeats_nothing(reference, tmp_path):
         kills += killed
         if out.exists():
             _metrics(out)  # readable and free of duplicates after every kill
-    assert kills >= 3
+    assert kills >= 2
     assert _kill_when(_start(config, out), lambda: False) is False  # the last run completes
     got, want = _metrics(out), _metrics(root / "out")
     assert sorted(got) == sorted(want) and len(got) == 28
