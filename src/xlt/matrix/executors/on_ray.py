@@ -113,6 +113,10 @@ class RayExecutor(Executor):
             self.spec.model, self.spec.model_path, self.spec.threads or o.cpus_per_job, self.spec.languages
         )
         options: dict[str, Any] = {"num_cpus": o.cpus_per_job, "num_gpus": gpus, "max_retries": o.max_retries}
+        if gpus > 0:
+            # Ray may give a reused worker another GPU than its last task's, but CUDA, once started in a process,
+            # keeps the devices it saw: a GPU job gets a fresh worker (and loads the model there).
+            options["max_calls"] = 1
         if o.memory_gb is not None:
             options["memory"] = int(o.memory_gb * 1024**3)
         # A zero-GPU task's view of the GPUs is left as Ray found it: the task hides them itself before CUDA

@@ -92,6 +92,9 @@ class ProcessesExecutor(Executor):
             if isinstance(future.exception(), BrokenProcessPool):
                 self.close()  # a dead worker breaks the pool: the next stage starts a new one
 
+    def describe(self) -> str:
+        return f"processes ({self.workers or 'one per GPU, or per CPU core'} at once)"
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
