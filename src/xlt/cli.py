@@ -74,14 +74,18 @@ def matrix(
             raise ConfigError(f"--workers {workers}: give 1 or more")
         cfg.workers = workers
     if executor is not None:
-        from xlt.matrix.executors import executor_entry, executor_options
+        from xlt.matrix.executors import executor_entry
 
         executor_entry(executor)
+        configured = cfg.executor or ("processes" if cfg.workers > 1 else "local")
+        if executor != configured and cfg.executor_options:
+            # the config's options are another executor's: this one runs with its defaults (resuming elsewhere)
+            print(
+                f"xlt: note: --executor {executor}: the config's executor_options are {configured}'s; not used",
+                file=sys.stderr,
+            )
+            cfg.executor_options = {}
         cfg.executor = executor
-        try:
-            executor_options(executor, cfg.executor_options)
-        except XLTError as exc:
-            raise ConfigError(str(exc)) from None
     if on_change is not None:
         if on_change not in ("refuse", "recompute"):
             raise ConfigError(f"--on_change {on_change!r}: give refuse or recompute")

@@ -40,7 +40,7 @@ from xlt.matrix.configurations import BUILTIN_NAMES, Configuration, resolve_conf
 from xlt.matrix.evaluation import EvaluationJob, EvaluationSetting, TaskGroup
 from xlt.matrix.executors import Board, Executor, Outcome, Work, WorkerSpec, make_executor
 from xlt.matrix.inputs import LM_HEAD, Changes, Input, compare
-from xlt.matrix.jobs import Job, rep_name
+from xlt.matrix.jobs import Job
 from xlt.matrix.language_modelling import LanguageModelling
 from xlt.matrix.publish import publish, write_config
 from xlt.matrix.store import Key, ResultStore, check_rep_store, check_store_dir, key_of, open_rep_store, read_rows
@@ -190,9 +190,13 @@ class Matrix(LanguageModelling):
                     groups = self._groups(todo)
                     self._build_task_reps(groups)
                     self._evaluate_groups(store, groups)
+                except BaseException as exc:  # interrupted, or a failure of the run itself: the board says so
+                    self.board.close_run(f"{type(exc).__name__}: {exc}".strip().splitlines()[0])
+                    raise
+                else:
+                    self.board.close_run()
                 finally:
                     executor.close()
-                    self.board.close_run()
             rows = [store.get(c.key) for c in cells]
             self.store = None
         errors = [r for r in rows if r is not None and r.get("status") != "ok"]
@@ -205,9 +209,9 @@ class Matrix(LanguageModelling):
         c = self.config
         name = c.executor or ("processes" if c.workers > 1 else "local")
         spec = WorkerSpec(c.model, model_path(c), c.threads, dict(c.languages))
-        executor = make_executor(
-            name, c.executor_options, c.workers if c.workers > 1 else None, spec, self.board, self.log
-        )
+        # ray and slurm: workers 1 leaves the number of jobs at once to the cluster; processes: workers is its size
+        workers = c.workers if c.workers > 1 or name == "processes" else None
+        executor = make_executor(name, c.executor_options, workers, spec, self.board, self.log)
         if name == "local":
             executor.workers = 1
         logs = getattr(executor, "logs", "absent")
@@ -657,11 +661,8 @@ class Matrix(LanguageModelling):
                 continue
             assert outcome.rep_dir is not None
             self.rep_dirs[outcome.name] = outcome.rep_dir
-            if self.executor is not None and self.executor.remote and isinstance(jobs[0].run, (LanguageRun, TaskRun)):
-                name = rep_name(outcome.rep_dir)
-                if name in self.model.reps:
-                    self.model.remove(name)
-                self.model.load_rep(outcome.rep_dir)
+            # A remote job's representation stays on disk: the jobs that need it load it from there, and the
+            # language-modelling measurement from its directory; the matrix's own model holds none of them.
 
     def _dispatch(self, jobs: list[Work]) -> list[Outcome]:
         """Run jobs of one stage on the executor, keeping the job board; their outcomes as they arrive."""
@@ -698,7 +699,18 @@ class Matrix(LanguageModelling):
             task_dir = self._task_dir(group)
             jobs.append(EvaluationJob(name, group, targets, self.tasks[group.task], task_dir, needs, setting))
         self.log(f"evaluation: {len(jobs)} group(s) of cells")
-        self._dispatch(jobs)
+        by_name = {job.name: job for job in jobs}
+        for outcome in self._dispatch(jobs):
+            if outcome.error is not None:  # the job itself failed (its worker died, it could not be sent): its cells
+                job = by_name[outcome.name]
+                assert isinstance(job, EvaluationJob)
+                conf = job.group.configuration
+                base = {"task": job.group.task, "source": job.group.source, "configuration": conf.name}
+                rows = [
+                    {**base, "seed": job.group.seed, "target": t, "status": "error", "error": outcome.error}
+                    for t in job.targets
+                ]
+                store.put(rows)
 
     def _known_language_dirs(self) -> dict[tuple[str, str], Path]:
         """The run directory of every (language, kind) representation this run may read."""

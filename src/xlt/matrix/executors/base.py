@@ -106,12 +106,13 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 
 def worker_model(spec: WorkerSpec, device: str | None) -> XLTModel:
     """The model of this worker process, loaded once and kept for its next jobs."""
+    from xlt.matrix.config import register_languages
+
+    register_languages(spec.languages)  # every job: a reused worker may have served another matrix before
     key = (spec.model, str(spec.model_path), spec.threads, device)
     if key not in _MODELS:
         from xlt.loading import load_model
-        from xlt.matrix.config import register_languages
 
-        register_languages(spec.languages)  # a fresh worker starts from the built-in registry only
         _MODELS.clear()  # one model per worker
         _MODELS[key] = load_model(spec.model, spec.threads, device, path=spec.model_path)
     return _MODELS[key]
@@ -159,6 +160,8 @@ def execute_in_worker(work: Work, spec: WorkerSpec, gpus: int, board: Board | No
         import torch
 
         device = "cuda" if torch.cuda.is_available() else None  # the cluster shows each job its own GPUs only
+        if device is None:
+            print(f"[{work.name}] asked for {gpus} GPU(s) but this worker sees none: running on CPU", file=sys.stderr)
     model = worker_model(spec, device)
     before = set(model.reps)
     log = lambda message: print(f"[{work.name}] {message}", file=sys.stderr, flush=True)  # noqa: E731

@@ -29,9 +29,17 @@ def _slug(name: str) -> str:
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None  # absent, or being replaced: read again next time
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None  # absent, being replaced, or not the board's: read again next time
     return data if isinstance(data, dict) else None
+
+
+def _jobs(data: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """A stage file's jobs, those of the board's shape only."""
+    jobs = (data or {}).get("jobs")
+    if not isinstance(jobs, dict):
+        return {}
+    return {str(name): job for name, job in jobs.items() if isinstance(job, dict)}
 
 
 class Board:
@@ -62,9 +70,11 @@ class Board:
             },
         )
 
-    def close_run(self) -> None:
+    def close_run(self, stopped: str | None = None) -> None:
+        """The run ended: finished, or ``stopped`` for the reason given (an interruption, an error)."""
         run = _read(self.directory / "run.json") or {}
-        self._write(self.directory / "run.json", {**run, "finished": time.time()})
+        key = "stopped" if stopped is not None else "finished"
+        self._write(self.directory / "run.json", {**run, key: time.time(), "reason": stopped})
 
     def queue(self, stage: str, names: list[str]) -> None:
         """A stage's jobs, all left; a job's earlier record (a previous run's failure) is replaced."""
@@ -93,8 +103,7 @@ class Board:
 
     def _stage(self, stage: str) -> dict[str, Any]:
         if stage not in self._stages:
-            recorded = _read(self.directory / f"{stage}.json") or {}
-            self._stages[stage] = dict(recorded.get("jobs") or {})
+            self._stages[stage] = _jobs(_read(self.directory / f"{stage}.json"))
         return self._stages[stage]
 
     # a worker --------------------------------------------------------------------------------------------
@@ -127,7 +136,7 @@ class Board:
         for stage in STAGES:
             data = _read(self.directory / f"{stage}.json")
             if data is not None:
-                out[stage] = dict(data.get("jobs") or {})
+                out[stage] = _jobs(data)
         return out
 
     def run(self) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ dependency (``pip install 'xlt[ray]'``), imported only when this executor runs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,10 +85,10 @@ class RayExecutor(Executor):
             o = self.options
             local = o.address is None and not os.environ.get("RAY_ADDRESS")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-            if local:
+            if local:  # a cluster of its own, never one that `ray start` left running on this machine
                 kwargs.update(num_cpus=o.num_cpus, num_gpus=o.num_gpus)
             try:
-                ray.init(address=o.address, **kwargs)
+                ray.init(address="local" if local else o.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = o.address or os.environ.get("RAY_ADDRESS")
                 raise XLTError(
@@ -123,31 +124,53 @@ class RayExecutor(Executor):
         # starts in its worker (every job of a run asks for the same GPUs, so no worker of it ever started CUDA).
         remote = ray.remote(_task).options(**options)
         waiting = list(jobs)
-        pending: dict[Any, Work] = {}
+        self._pending: dict[Any, Work] = {}
+        pending = self._pending
         done = 0
         while waiting or pending:
             while waiting and (self.workers is None or len(pending) < self.workers):
                 job = waiting.pop(0)
-                pending[remote.remote(job, spec, gpus, self.board)] = job
+                try:
+                    pending[remote.remote(job, spec, gpus, self.board)] = job
+                except Exception as exc:  # it cannot be sent (a class that cannot be pickled): its own error
+                    done += 1
+                    yield Outcome(job.name, None, f"could not be sent to the cluster: {_reason(exc)}", 0.0)
+            if not pending:
+                continue
             ready, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ready[0])
             try:
                 outcome = ray.get(ready[0])
-            except Exception as exc:  # its worker died more often than max_retries allows, or it cannot be sent
-                outcome = Outcome(job.name, None, f"{type(exc).__name__}: {first_line(exc)}", 0.0)
+            except Exception as exc:  # its worker died more often than max_retries allows
+                outcome = Outcome(job.name, None, _reason(exc), 0.0)
             done += 1
             self.log(f"[{done}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
             yield outcome
 
     def close(self) -> None:
-        if self._started and self.options.shutdown:
-            import ray
+        import sys
 
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            return
+        for ref in getattr(self, "_pending", {}):  # an interrupted run: its tasks stop with it
+            ray.cancel(ref, force=True)
+        self._pending = {}
+        if self._started and self.options.shutdown:
             ray.shutdown()
             self._started = False
 
     def describe(self) -> str:
         return f"ray ({self.workers or 'as many as the cluster fits'} at once)"
+
+
+def _reason(exc: BaseException) -> str:
+    """A task's failure in one line: the error it raised (not Ray's coloured wrapper), or how its worker died."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
+    text = re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc))
+    return f"{type(exc).__name__}: {text}"
 
 
 def _short(resources: dict[str, float]) -> str:

@@ -64,6 +64,14 @@ class SlurmOptions:
             raise XLTError(f"executor_options.max_jobs: {self.max_jobs}; give 1 or more")
         if self.gpus_per_job is not None and self.gpus_per_job < 0:
             raise XLTError(f"executor_options.gpus_per_job: {self.gpus_per_job} is negative; give 0 or more")
+        if not isinstance(self.setup, list) or not all(isinstance(line, str) for line in self.setup):
+            raise XLTError('executor_options.setup: give a list of shell lines (setup: ["module load cuda"])')
+        if not isinstance(self.additional, dict):
+            raise XLTError("executor_options.additional: give a mapping of #SBATCH option -> value ({account: nlp})")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise XLTError(f"executor_options.mem_gb: {self.mem_gb} is not a positive size in GB")
+        if self.poll_s is not None and not self.poll_s > 0:
+            raise XLTError(f"executor_options.poll_s: {self.poll_s}; give a positive number of seconds")
 
 
 def _import_submitit() -> Any:
@@ -161,13 +169,21 @@ class SlurmExecutor(Executor):
             return {job: entry for job, entry in submitted}
 
         waiting: list[tuple[Work, int]] = [(job, 1) for job in jobs]
-        pending: dict[Any, tuple[Work, int]] = {}
+        self._pending: dict[Any, tuple[Work, int]] = {}
+        pending = self._pending
         done = 0
         while waiting or pending:
             room = len(waiting) if cluster == "slurm" else max(0, cap - len(pending))  # type: ignore[operator]
             if room and waiting:
                 batch, waiting = waiting[:room], waiting[room:]
-                pending.update(submit(batch))
+                try:
+                    pending.update(submit(batch))
+                except Exception as exc:  # not submitted (a job that cannot be pickled, sbatch refused the array)
+                    for work, attempt in batch:
+                        done += 1
+                        why = f"could not be submitted: {type(exc).__name__}: {first_line(exc)}"
+                        yield Outcome(work.name, None, why, 0.0, attempts=attempt)
+                    continue
             finished = [job for job in pending if job.done()]
             if not finished:
                 time.sleep(poll)
@@ -176,9 +192,10 @@ class SlurmExecutor(Executor):
                 work, attempt = pending.pop(job)
                 try:
                     outcome = job.result()
-                except Exception as exc:  # its process died: killed, out of memory, a lost node
-                    why = f"{type(exc).__name__}: {first_line(exc)}"
-                    if attempt <= o.retries:
+                except Exception as exc:  # its process died (killed, out of memory, a lost node), or failed
+                    why = f"{type(exc).__name__}: {_reason(exc)}"
+                    died = type(exc).__name__ != "FailedJobError"  # a Python error in the job: running it again
+                    if died and attempt <= o.retries:  # gives the same error, so only a death is retried
                         self.log(f"{work.name}: attempt {attempt} ended without a result ({why}); submitting it again")
                         waiting.append((work, attempt + 1))
                         continue
@@ -193,6 +210,23 @@ class SlurmExecutor(Executor):
                 self.log(f"[{done}/{len(jobs)}] {outcome.name}: {'done' if outcome.error is None else outcome.error}")
                 yield outcome
 
+    def close(self) -> None:
+        """An interrupted run cancels the jobs it submitted (their run directories keep their checkpoints)."""
+        for job in list(getattr(self, "_pending", {})):
+            try:
+                job.cancel(check=False)
+            except Exception as exc:  # the scheduler may be gone: the note says what is left running
+                self.log(f"slurm: could not cancel job {job.job_id} ({first_line(exc)}); cancel it with scancel")
+        self._pending = {}
+
     def describe(self) -> str:
         cap = self.options.max_jobs or self.workers
         return f"slurm ({self._cluster()}, {cap or 'as many as Slurm gives'} at once)"
+
+
+def _reason(exc: BaseException) -> str:
+    """A job's failure in one line: for a Python error inside it, the traceback's last line (the error itself)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if type(exc).__name__ == "FailedJobError" and lines:
+        return lines[-1]
+    return first_line(exc)

@@ -42,6 +42,9 @@ def _outcome(future: Future, job: Work) -> Outcome:
     class defined inside a function) or whose worker died is that job's error, not the whole run's."""
     try:
         return future.result()
+    except BrokenProcessPool as exc:
+        why = f"its worker process died ({exc}); run again to resume it (out of memory? fewer workers)"
+        return Outcome(job.name, None, why, 0.0)
     except Exception as exc:
         why = (
             f"{type(exc).__name__}: {exc} (a job in a worker process must be picklable: define task types and kinds "
@@ -96,6 +99,12 @@ class ProcessesExecutor(Executor):
         return f"processes ({self.workers or 'one per GPU, or per CPU core'} at once)"
 
     def close(self) -> None:
+        """Stop the workers: after an interruption, a job still training is not waited for (its run directory
+        keeps its last checkpoint, from which the next run resumes)."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            processes = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
             self._pool = None
