@@ -35,8 +35,8 @@ def _copy(spec, tmp_path: Path) -> dict:
 
 
 def test_a_failed_evaluation_job_makes_its_cells_errors(finished, tmp_path, monkeypatch):
-    spec = {**finished, "output_dir": str(tmp_path / "out")}
-    shutil.copytree(Path(finished["output_dir"]) / "reps", tmp_path / "out" / "reps")  # trained: only evaluation
+    spec = _copy(finished, tmp_path)
+    (Path(spec["output_dir"]) / "results.jsonl").write_text("")  # trained: only the evaluation runs again
 
     def broken(self, model, log):
         raise RuntimeError("the evaluation's worker lost its GPU")
