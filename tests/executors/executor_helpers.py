@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "matrix"))
 
 from matrix_helpers import world
 
+from xlt.matrix.executors import Executor, Outcome, Work, execute_in_worker
 from xlt.matrix.store import key_of, read_rows
 
 SILENT = lambda _: None  # noqa: E731
@@ -74,3 +78,19 @@ class Killer(threading.Thread):
                 self.killed = data["name"]
                 return
             time.sleep(0.005)
+
+
+@dataclass(frozen=True)
+class RemoteHereOptions:
+    """``remote-here`` takes no options."""
+
+
+class RemoteHere(Executor):
+    """An executor registered by the tests: each job pickled and run the way a remote worker runs it (a model of
+    its own that holds no representation but those the job loads), in this process."""
+
+    name = "remote-here"
+
+    def run(self, jobs: Sequence[Work], model: Any) -> Iterator[Outcome]:
+        for job in jobs:
+            yield execute_in_worker(pickle.loads(pickle.dumps(job)), self.spec, 0, self.board)

@@ -214,9 +214,7 @@ class Matrix(LanguageModelling):
         executor = make_executor(name, c.executor_options, workers, spec, self.board, self.log)
         if name == "local":
             executor.workers = 1
-        logs = getattr(executor, "logs", "absent")
-        if logs != "absent":
-            executor.logs = contained(self.out, "logs", name)  # type: ignore[attr-defined]
+        executor.logs = contained(self.out, "logs", name)
         return executor
 
     def _take_tasks(self, store: ResultStore) -> None:

@@ -82,6 +82,7 @@ class Executor(ABC):
 
     def __init__(self, options: Any, workers: int | None, spec: WorkerSpec, board: Board | None, log: Log) -> None:
         self.options, self.workers, self.spec, self.board, self.log = options, workers, spec, board, log
+        self.logs: Path | None = None  # where jobs' own logs go, if the executor keeps any (set by the matrix)
 
     def check(self) -> None:
         """Refuse, before anything is written, what cannot run (a missing optional dependency, a bad option)."""

@@ -99,7 +99,6 @@ class SubmittedJob(Checkpointable):  # type: ignore[misc,valid-type]
 class SlurmExecutor(Executor):
     name = "slurm"
     options: SlurmOptions
-    logs: Path | None = None  # set by the matrix: {output_dir}/logs/slurm
 
     def check(self) -> None:
         _import_submitit()
