@@ -99,3 +99,21 @@ def test_executor_on_the_command_line_resumes_a_run_configured_for_another(finis
     assert metrics(Path(spec["output_dir"])) == metrics(Path(finished["output_dir"]))
     run = json.loads((Path(spec["output_dir"]) / "status" / "run.json").read_text())
     assert run["executor"] == "local" and run["finished"]
+
+
+def test_a_remote_executor_reuses_finished_runs_without_dispatching_them(finished, tmp_path, monkeypatch):
+    from xlt.matrix.executors import base, register_executor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # its jobs hide the GPUs: restored afterwards
+    register_executor("remote-here", "executor_helpers:RemoteHere", "executor_helpers:RemoteHereOptions")
+    spec = _copy(finished, tmp_path)
+    (Path(spec["output_dir"]) / "results.jsonl").write_text("")  # trained: the evaluation runs again
+    messages: list[str] = []
+    try:
+        run_matrix(load_config({**spec, "executor": "remote-here"}), log=messages.append, report=False)
+    finally:
+        base._MODELS.clear()
+    assert any(m == "task: 1 job(s) finished before: checked here, not dispatched" for m in messages)
+    assert metrics(Path(spec["output_dir"])) == metrics(Path(finished["output_dir"]))
+    task = json.loads((Path(spec["output_dir"]) / "status" / "task.json").read_text())["jobs"]
+    assert all(job["state"] == "done" for job in task.values())

@@ -38,7 +38,7 @@ from xlt.matrix.checks import (
 from xlt.matrix.config import MatrixConfig, to_dict
 from xlt.matrix.configurations import BUILTIN_NAMES, Configuration, resolve_configurations
 from xlt.matrix.evaluation import EvaluationJob, EvaluationSetting, TaskGroup
-from xlt.matrix.executors import Board, Executor, Outcome, Work, WorkerSpec, make_executor
+from xlt.matrix.executors import Board, Executor, Outcome, Work, WorkerSpec, execute, make_executor
 from xlt.matrix.inputs import LM_HEAD, Changes, Input, compare
 from xlt.matrix.jobs import Job
 from xlt.matrix.language_modelling import LanguageModelling
@@ -670,6 +670,15 @@ class Matrix(LanguageModelling):
         stage = jobs[0].stage
         self.board.queue(stage, [job.name for job in jobs])
         outcomes = []
+        if self.executor.remote:  # a run finished before is checked and reused here: no job, no model load there
+            done = {job.name for job in jobs if isinstance(job, Job) and _finished(Path(job.run.output_dir))}
+            if done:
+                self.log(f"{stage}: {len(done)} job(s) finished before: checked here, not dispatched")
+            for job in [j for j in jobs if j.name in done]:
+                outcome = self._here(job)
+                self.board.finished(stage, outcome)
+                outcomes.append(outcome)
+            jobs = [j for j in jobs if j.name not in done]
         for outcome in self.executor.run(jobs, self.model):
             self.board.finished(stage, outcome)
             outcomes.append(outcome)
@@ -679,6 +688,15 @@ class Matrix(LanguageModelling):
                 if not self.executor.remote:
                     self._unload(jobs, outcome)
         return outcomes
+
+    def _here(self, job: Work) -> Outcome:
+        """Run ``job`` on the matrix's own model, leaving its bank as it was (remote executors keep it empty)."""
+        before = set(self.model.reps)
+        try:
+            return execute(job, self.model, self.log, self.board)
+        finally:
+            for name in [n for n in self.model.reps if n not in before]:
+                self.model.remove(name)
 
     def _evaluate_groups(self, store: ResultStore, groups: dict[TaskGroup, list[str]]) -> None:
         """Every group of cells as an evaluation job; each group's rows are stored as soon as it is evaluated."""
