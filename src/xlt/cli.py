@@ -55,8 +55,9 @@ def matrix(
             relative paths in it are read from its directory.
         output_dir: overrides the config's output_dir (relative to the current directory).
         workers: overrides the config's workers (jobs side by side).
-        executor: overrides the config's executor: local, processes, ray or slurm (options stay in the config's
-            executor_options). `xlt matrix --status DIR` shows a run's progress per stage instead.
+        executor: overrides the config's executor: local, processes, ray or slurm (the config's executor_options
+            apply when they are that executor's; another's are set aside, with a note). `xlt matrix --status DIR`
+            shows a run's progress per stage instead.
         report: render the report when done.
         on_change: overrides the config's on_change: "refuse" or "recompute" when task or corpus files changed
             since the results were computed from them.
