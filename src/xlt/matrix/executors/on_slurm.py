@@ -228,4 +228,4 @@ def _reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if type(exc).__name__ == "FailedJobError" and lines:
         return lines[-1]
-    return first_line(exc)
+    return " ".join(lines)[:400] or type(exc).__name__  # submitit's own message spans lines: its state is last
