@@ -57,15 +57,21 @@ def _spec(reference, out: Path, **changes):
     return {**spec, "output_dir": str(out), **changes}
 
 
-def test_ray_equals_local_with_a_worker_killed_mid_job(small_reference, ray_cluster, tmp_path):
-    reference = small_reference
-    out = tmp_path / "out"
-    spec = _spec(reference, out, executor="ray", executor_options={"cpus_per_job": 1, "max_retries": 2})
-    killer = Killer(out)
+def _run_with_a_kill(spec) -> tuple[Killer, list[str]]:
+    """Run the matrix while a Killer SIGKILLs one task job's worker mid-job."""
+    killer = Killer(Path(spec["output_dir"]))
     killer.start()
     messages: list[str] = []
     run_matrix(load_config(spec), log=messages.append, report=False)
     killer.stop.set()
+    return killer, messages
+
+
+def test_ray_equals_local_with_a_worker_killed_mid_job(small_reference, ray_cluster, tmp_path):
+    reference = small_reference
+    out = tmp_path / "out"
+    spec = _spec(reference, out, executor="ray", executor_options={"cpus_per_job": 1, "max_retries": 2})
+    killer, _ = _run_with_a_kill(spec)
     assert killer.killed is not None, "no worker was killed mid-job"
     assert metrics(out) == reference[1]  # resumed from its checkpoint: the same weights, the same cells
     jobs = stage(out, "task")
@@ -84,11 +90,7 @@ def test_slurm_local_backend_equals_local_with_a_job_killed_mid_job(smallest_ref
     out = tmp_path / "out"
     options = {"cluster": "local", "max_jobs": 2, "retries": 1, "poll_s": 0.2}
     spec = _spec(reference, out, executor="slurm", executor_options=options)
-    killer = Killer(out)
-    killer.start()
-    messages: list[str] = []
-    run_matrix(load_config(spec), log=messages.append, report=False)
-    killer.stop.set()
+    killer, messages = _run_with_a_kill(spec)
     assert killer.killed is not None, "no job was killed mid-job"
     assert any("submitting it again" in m for m in messages)
     assert metrics(out) == reference[1]

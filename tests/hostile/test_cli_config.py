@@ -199,10 +199,16 @@ def test_each_missing_required_key_is_named(tmp_path, capsys, missing):
             ["auto, slurm or local"],
         ),
         ({"executor_options": {"nodes": 4}}, ["unknown option of executor local"], ["its options: none"]),
+        ({"executor": "ray", "executor_options": {"num_gpus": -1}}, ["executor_options.num_gpus: -1"], ["give 0"]),
+        (
+            {"executor": "slurm", "executor_options": {"setup": "module load cuda"}},
+            ["executor_options.setup"],
+            ["give a list of shell lines"],
+        ),
     ],
     ids=["no-targets", "unknown-key", "deep-type", "preset", "task-slash", "task-dotdot", "task-hidden",
          "language-code", "source", "custom-configuration", "executor", "executor-option", "executor-value",
-         "slurm-cluster", "local-option"],
+         "slurm-cluster", "local-option", "ray-negative", "slurm-setup"],
 )
 def test_a_wrong_key_or_name_is_refused_before_anything(tmp_path, capsys, change, problem, fix):
     path = write_config(tmp_path / "m.yaml", {**MINIMAL, **change})

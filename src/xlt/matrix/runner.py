@@ -210,10 +210,8 @@ class Matrix(LanguageModelling):
         name = c.executor or ("processes" if c.workers > 1 else "local")
         spec = WorkerSpec(c.model, model_path(c), c.threads, dict(c.languages))
         # ray and slurm: workers 1 leaves the number of jobs at once to the cluster; processes: workers is its size
-        workers = c.workers if c.workers > 1 or name == "processes" else None
+        workers = 1 if name == "local" else c.workers if c.workers > 1 or name == "processes" else None
         executor = make_executor(name, c.executor_options, workers, spec, self.board, self.log)
-        if name == "local":
-            executor.workers = 1
         executor.logs = contained(self.out, "logs", name)
         return executor
 

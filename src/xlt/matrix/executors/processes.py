@@ -57,12 +57,11 @@ class ProcessesExecutor(Executor):
     name = "processes"
 
     _pool: ProcessPoolExecutor | None = None
-    _size: int = 0
 
-    def _start(self, jobs: int) -> tuple[ProcessPoolExecutor, int]:
+    def _start(self) -> ProcessPoolExecutor:
         """The worker processes, started at the first stage and kept for the next (each loads the model once)."""
         if self._pool is not None:
-            return self._pool, self._size
+            return self._pool
         import torch
 
         count = self.workers or os.cpu_count() or 1
@@ -80,13 +79,12 @@ class ProcessesExecutor(Executor):
         each = "a GPU each" if devices else f"{threads} CPU thread(s) each"
         self.log(f"processes: starting {count} worker process(es), {each}")
         self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker, initargs=(devices,))
-        self._size = count
-        return self._pool, count
+        return self._pool
 
     def run(self, jobs: Sequence[Work], model: XLTModel) -> Iterator[Outcome]:
         if not jobs:
             return
-        pool, _ = self._start(len(jobs))
+        pool = self._start()
         futures = {pool.submit(_work, job, self._spec, self.board): job for job in jobs}
         for number, future in enumerate(as_completed(futures), 1):
             outcome = _outcome(future, futures[future])
