@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip
 	$(VENV)/bin/pip install $(PIP_QUIET) "$(TORCH)"
-	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[test,ray,slurm]" "$(TORCH)" "transformers>=5,<6"
+	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[test,ray,slurm,serve]" "$(TORCH)" "transformers>=5,<6"
 	touch $@
 
 # A second environment on transformers 4.57 with AdapterHub (which pins it), used as a test oracle.

@@ -197,6 +197,81 @@ def languages() -> None:
         print(f"{lang.code}\t{lang.name}\t{lang.script}\t{lang.group.value}")
 
 
+def serve(
+    target: str,
+    model: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    token: str | None = None,
+    batching: str | None = None,
+    max_batch_size: int | None = None,
+    max_wait_ms: float | None = None,
+    max_inputs: int | None = None,
+    max_input_chars: int | None = None,
+    max_length: int | None = None,
+    max_new_tokens: int | None = None,
+    max_reps: int | None = None,
+    max_memory_mb: float | None = None,
+    threads: int | None = None,
+) -> None:
+    """Serve representations over HTTP: one frozen base model, representations loaded on demand from the offered
+    directories, any combination per input, concurrent requests batched across plans (needs xlt[serve]).
+
+    Args:
+        target: a directory of representations (a matrix output directory, e.g. xlt-demo: its configurations become
+            servable by name), or a YAML file of these options with reps: (a list of directories).
+        model: the base model (default: the offered matrix's).
+        device: cpu, cuda or cuda:N (default: CUDA when visible).
+        dtype: float32, bfloat16 or float16 (default: the model's own).
+        host: the interface to listen on (default 127.0.0.1).
+        port: the port (default 8000).
+        token: a bearer token every endpoint but /health requires (default: $XLT_SERVE_TOKEN, else none).
+        batching: routed (any plans in one batch), per-plan (one plan per batch) or none (one input at a time).
+        max_batch_size: inputs per batch (default 32).
+        max_wait_ms: how long a batch's first input waits for others (default 5).
+        max_inputs: inputs per request (default 64).
+        max_input_chars: characters per text (default 4000).
+        max_length: tokens per input (default: the matrix's task max_length, else 256).
+        max_new_tokens: the most tokens a generation may produce (default 64).
+        max_reps: representations kept loaded (least recently used evicted first; default 256).
+        max_memory_mb: memory the loaded representations may take (default: no limit).
+        threads: torch CPU threads.
+    """
+    import os
+
+    from xlt.serve.settings import TOKEN_ENV, serve_config
+
+    path = Path(target)
+    if path.is_file():
+        from xlt.matrix.config import read_yaml
+
+        data = read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise XLTError(f"{path} must be a mapping of serve options (reps:, model:, port:, ...)")
+        base = path.resolve().parent
+    elif path.is_dir():
+        data, base = {"reps": [str(path)]}, Path.cwd()
+    else:
+        raise XLTError(f"{target} is neither a directory of representations nor a serve config file; check the path")
+    options = {
+        "model": model, "device": device, "dtype": dtype, "host": host, "port": port, "token": token,
+        "batching": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_inputs": max_inputs,
+        "max_input_chars": max_input_chars, "max_length": max_length, "max_new_tokens": max_new_tokens,
+        "max_reps": max_reps, "max_memory_mb": max_memory_mb, "threads": threads,
+    }  # fmt: skip
+    data = {**data, **{k: v for k, v in options.items() if v is not None}}
+    if data.get("token") is None and os.environ.get(TOKEN_ENV):
+        data["token"] = os.environ[TOKEN_ENV]
+    config = serve_config(data, base, where=str(path))
+    try:
+        from xlt.serve.app import serve as run_server
+    except ImportError as exc:
+        raise XLTError(f"xlt serve needs the serve extra ({exc.name} is missing): pip install 'xlt[serve]'") from None
+    run_server(config)
+
+
 def info() -> None:
     """List representation kinds and supported model types."""
     from xlt.hosts import supported_model_types
@@ -255,6 +330,7 @@ VERBS: dict[str, Verb] = {
     "inspect": FunctionVerb(inspect),
     "languages": FunctionVerb(languages),
     "info": FunctionVerb(info),
+    "serve": FunctionVerb(serve),
     **TRAIN_VERBS,
 }
 

@@ -9,13 +9,19 @@ from xlt.model import XLTModel
 
 
 def load_model(
-    name: str, threads: int | None = None, device: str | None = None, *, path: str | Path | None = None
+    name: str,
+    threads: int | None = None,
+    device: str | None = None,
+    *,
+    path: str | Path | None = None,
+    dtype: str | None = None,
 ) -> XLTModel:
     """``e5`` (the embedded multilingual-e5-small), a Hugging Face id or a local model directory.
 
     ``path``: where a local model named ``name`` lies (e.g. a config's relative path resolved against the
     config's directory); the model keeps ``name`` as its identity, so that representations trained on it
-    still fit once the directory holding both is moved."""
+    still fit once the directory holding both is moved. ``dtype``: "float32", "bfloat16" or "float16" (default:
+    the checkpoint's own)."""
     import torch
 
     from xlt.errors import XLTError
@@ -27,15 +33,20 @@ def load_model(
             torch.device(device)
         except (RuntimeError, TypeError):
             raise XLTError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'") from None
+    torch_dtype = None
+    if dtype is not None:
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise XLTError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
+        torch_dtype = getattr(torch, dtype)
     if threads:
         torch.set_num_threads(threads)
     if name == "e5":
         from xlt.e5 import E5_MODEL_ID, load_e5
 
         base, tokenizer = load_e5()
-        model = XLTModel(base, tokenizer, name=E5_MODEL_ID)
+        model = XLTModel(base.to(torch_dtype) if torch_dtype is not None else base, tokenizer, name=E5_MODEL_ID)
     else:
-        model = XLTModel.from_pretrained(path if path is not None else name)
+        model = XLTModel.from_pretrained(path if path is not None else name, dtype=torch_dtype)
         if path is not None:
             model.fingerprint = dataclasses.replace(model.fingerprint, name=name)
     if device is None and torch.cuda.is_available():

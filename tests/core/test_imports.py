@@ -102,6 +102,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("xlt.e5", "xlt.loading", "xlt.tour"),
     ("xlt.training",),
     ("xlt.matrix",),
+    ("xlt.serve",),
     ("xlt.demo", "xlt.train_cli", "xlt.cli", "xlt"),
 ]
 

@@ -119,6 +119,15 @@ def load_rep(
     model: Bank, directory: str | Path, *, name: str | None = None, allow_other_base: bool = False
 ) -> Representation:
     """Build the rep for ``model``, check its fingerprint, load its weights (shapes checked) and attach it."""
+    rep = read_rep(model, directory, name=name, allow_other_base=allow_other_base)
+    return model.attach(rep, allow_other_base=allow_other_base)
+
+
+def read_rep(
+    model: Bank, directory: str | Path, *, name: str | None = None, allow_other_base: bool = False
+) -> Representation:
+    """``load_rep`` without attaching: the checked rep, built for ``model`` with its weights, outside the bank
+    (a server builds it while the bank computes, and attaches it between batches)."""
     if name is not None:  # a name is a bank key: refused before any file is read
         check_name(name)
     directory = Path(directory)
@@ -134,7 +143,7 @@ def load_rep(
         model.host.check_head(info.name, info.role, head_config)
     rep = _build(model, kind, config, info, head_config)
     _load_weights(rep, weights)
-    return model.attach(rep, allow_other_base=allow_other_base)
+    return rep
 
 
 def _build(model: Bank, kind: Kind, config: RepConfig, info: RepInfo, head_config: HeadConfig | None) -> Representation:

@@ -228,8 +228,17 @@ def best_answers(
 ) -> list[str]:
     """Each example's highest-scoring span (start + end logit) over ALL of its windows, in the context's own
     characters (through the offsets); "" when no window holds a valid span."""
+    spans = best_spans(logits, batch, contexts, max_answer_tokens)
+    return ["" if span is None else contexts[i][span[0] : span[1]] for i, span in enumerate(spans)]
+
+
+def best_spans(
+    logits: torch.Tensor, batch: HeadBatch, contexts: Sequence[str], max_answer_tokens: int = 30
+) -> list[tuple[int, int, float] | None]:
+    """``best_answers`` as (start, end, score) character offsets into each context (score: the start plus the end
+    logit); None when no window holds a valid span."""
     start_logits, end_logits = logits[..., 0].float(), logits[..., 1].float()
-    best: dict[int, tuple[float, str]] = {}
+    best: dict[int, tuple[int, int, float]] = {}
     for window, owner in enumerate(batch.example):
         spans = batch.offsets[window]
         inside = torch.tensor([s is not None for s in spans] + [False] * (logits.shape[1] - len(spans)))
@@ -256,6 +265,6 @@ def best_answers(
             b -= 1
         if a == b:  # a span of whitespace alone is no answer
             continue
-        if owner not in best or value > best[owner][0]:
-            best[owner] = (value, contexts[owner][a:b])
-    return [best[i][1] if i in best else "" for i in range(len(contexts))]
+        if owner not in best or value > best[owner][2]:
+            best[owner] = (a, b, value)
+    return [best.get(i) for i in range(len(contexts))]
