@@ -70,7 +70,7 @@ def _single_threaded_core_tests(request):
 # Matrix and hostile-input tests drive the same model calls the core, family and format tests make, through
 # orchestration that transformers' version does not reach: `make test` runs them once, under transformers 5.x.
 # The paper's tasks end to end stay in both runs (generation and tokenizer offsets differ between versions).
-ORCHESTRATION = {CORE_TESTS / "matrix", CORE_TESTS / "hostile", CORE_TESTS / "executors"}
+ORCHESTRATION = {CORE_TESTS / "matrix", CORE_TESTS / "hostile", CORE_TESTS / "executors", CORE_TESTS / "serve"}
 BOTH_VERSIONS = {"test_paper_tasks.py"}
 
 

@@ -241,7 +241,7 @@ def serve(
     """
     import os
 
-    from xlt.serve.settings import TOKEN_ENV, serve_config
+    from xlt.serve.settings import TOKEN_ENV, missing_extra, serve_config
 
     path = Path(target)
     if path.is_file():
@@ -265,10 +265,11 @@ def serve(
     if data.get("token") is None and os.environ.get(TOKEN_ENV):
         data["token"] = os.environ[TOKEN_ENV]
     config = serve_config(data, base, where=str(path))
-    try:
-        from xlt.serve.app import serve as run_server
-    except ImportError as exc:
-        raise XLTError(f"xlt serve needs the serve extra ({exc.name} is missing): pip install 'xlt[serve]'") from None
+    lacking = missing_extra()
+    if lacking:
+        raise XLTError(f"xlt serve needs the serve extra ({', '.join(lacking)} missing): pip install 'xlt[serve]'")
+    from xlt.serve.app import serve as run_server
+
     run_server(config)
 
 

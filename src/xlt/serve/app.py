@@ -32,7 +32,8 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 
 class BodyLimit:
-    """Refuse a request body over ``limit`` bytes (413) before it is parsed, whether or not it says its length."""
+    """Refuse a request body over ``limit`` bytes (413) before it is parsed, whether or not it says its length:
+    the body is read up to the limit here, then handed on whole."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -41,22 +42,33 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
         too_big = error(413, f"the request body is over {self.limit} bytes; send fewer or shorter inputs")
+        declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await too_big(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ServeError(413, f"the request body is over {self.limit} bytes; send fewer or shorter inputs")
-            return message
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await too_big(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = print) -> FastAPI:
@@ -84,10 +96,7 @@ def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = pr
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except ServeError as exc:  # raised while the body was read (the body limit)
-            response = error(exc.status, str(exc))
+        response = await call_next(request)
         route = request.scope.get("route")
         endpoint = getattr(route, "path", "unknown")
         server.metrics.requests.labels(endpoint, str(response.status_code)).inc()

@@ -4,6 +4,7 @@ or options, every value checked before anything loads (one error naming the key 
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -115,10 +116,24 @@ def serve_config(data: dict[str, Any], base_dir: Path | None = None, where: str 
         raise XLTError(f"{where} must be a mapping of keys (reps:, model:, port:, ...), not {short(data)}")
     unknown = sorted(str(k) for k in data if k not in ServeConfig.options())
     if unknown:
-        raise XLTError(f"{where}: {short(unknown[0])}: unknown key (allowed: {', '.join(ServeConfig.options())})")
+        raise XLTError(f"{where}: {unknown[0][:60]}: unknown key (allowed: {', '.join(ServeConfig.options())})")
     if isinstance(data.get("reps"), str):
         data = {**data, "reps": [data["reps"]]}
     config = ServeConfig(**data)
     if base_dir is not None:
         config.base_dir = base_dir
     return config
+
+
+EXTRA = ("fastapi", "uvicorn", "prometheus_client")  # what the serve extra installs
+
+
+def missing_extra() -> list[str]:
+    """The serve extra's modules that cannot be imported here."""
+    lacking = []
+    for module in EXTRA:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            lacking.append(module)
+    return lacking
