@@ -77,7 +77,7 @@ def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = pr
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        server.start()
+        await server.start()
         try:
             yield
         finally:

@@ -33,6 +33,8 @@ class Batcher:
         self.pending: deque[Item] = deque()
         self.arrived = asyncio.Event()
         self.batches = 0
+        self.overhead = 0.0  # a forward's fixed cost in tokens (``forward_overhead``), set when the server starts
+        self.free_since = 0.0  # when the model finished its last batch
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -68,7 +70,9 @@ class Batcher:
                 continue
             oldest = self.pending[0]
             batch = [i for i in self.pending if self._matches(i, oldest)][: self.max_batch_size]
-            left = oldest.enqueued + self.max_wait - time.perf_counter()
+            # Inputs that arrived while the model computed reach the queue over the next few turns of the event
+            # loop: a batch waits as long after the model became free as after its oldest input came.
+            left = max(oldest.enqueued, self.free_since) + self.max_wait - time.perf_counter()
             if len(batch) < self.max_batch_size and left > 0:
                 self.arrived.clear()
                 with contextlib.suppress(TimeoutError):
@@ -91,7 +95,7 @@ class Batcher:
         self.metrics.batch_plans.observe(len({i.plan for i in batch}))
         self.batches += 1
         try:
-            outputs: list[Any] = await self.bank.on_model(compute, self.bank.model, batch)
+            outputs: list[Any] = await self.bank.on_model(compute, self.bank.model, batch, self.overhead)
         except Exception as exc:
             if len(batch) > 1:  # one input's problem (e.g. too long for the position table) is its own alone
                 for item in batch:
@@ -101,7 +105,8 @@ class Batcher:
                 outputs = [ServeError(422, f"this input cannot be computed: {' '.join(str(exc).split())}")]
             else:
                 outputs = [ServeError(500, f"computing this input failed ({type(exc).__name__}: {exc})")]
-        self.metrics.compute.observe(time.perf_counter() - start)
+        self.free_since = time.perf_counter()
+        self.metrics.compute.observe(self.free_since - start)
         for item, output in zip(batch, outputs, strict=True):
             if item.future.done():
                 continue

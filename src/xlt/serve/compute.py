@@ -5,6 +5,7 @@ for classification heads, tags for token heads, a span of the context for span h
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -82,13 +83,78 @@ def example_of(text: str, pair: str | None, tokens: Sequence[str] | None) -> Exa
     return Example(text=text if not tokens else " ".join(words), label="", pair=pair, tokens=words)
 
 
-def compute(model: XLTModel, items: Sequence[Item]) -> list[dict[str, Any]]:
-    """The outputs of ``items`` (one format), computed together; runs on the model's thread."""
+def compute(model: XLTModel, items: Sequence[Item], overhead: float = 0.0) -> list[dict[str, Any]]:
+    """The outputs of ``items`` (one format); runs on the model's thread. Classification inputs are split by
+    length into the forwards that cost least (``split``: ``overhead`` is a forward's fixed cost in tokens);
+    each forward routes its rows, whatever their plans."""
     fmt = items[0].fmt
     with torch.inference_mode():
-        if fmt.head is not None:
+        if fmt.head is None:
+            return _generate(model, fmt, items)
+        if fmt.head[0] != "sequence" or len(items) == 1:
             return _heads(model, fmt, items)
-        return _generate(model, fmt, items)
+        outputs: list[dict[str, Any]] = [{} for _ in items]
+        for group in split(lengths(model, fmt, items), overhead):
+            for index, output in zip(group, _heads(model, fmt, [items[i] for i in group]), strict=True):
+                outputs[index] = output
+        return outputs
+
+
+def lengths(model: XLTModel, fmt: Format, items: Sequence[Item]) -> list[int]:
+    """Each input's length as the model sees it: its tokens plus the soft prompts of its plan."""
+    texts = [fmt.task.doc_to_text(i.example) if i.example.pair is None else i.example.text for i in items]
+    pairs = [i.example.pair for i in items]
+    tokens = model.tokenizer(texts, pairs if any(pairs) else None, truncation=True, max_length=fmt.max_length)
+    prompts: dict[Plan, int] = {}
+    for item in items:
+        if item.plan not in prompts:
+            reps = [model.rep(name) for name in item.plan.reps]
+            prompts[item.plan] = sum(int(r.body().shape[0]) for r in reps if r.entry == "input")
+    return [len(ids) + prompts[i.plan] for ids, i in zip(tokens["input_ids"], items, strict=True)]
+
+
+def split(lengths: Sequence[int], overhead: float) -> list[list[int]]:
+    """Indices grouped into forwards of similar length: the consecutive groups (in length order) that minimise
+    the total cost, a forward costing ``overhead`` plus its rows times its longest row (padding included)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    ordered = [lengths[i] for i in order]
+    best, cut = [0.0] + [float("inf")] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(end):
+            cost = best[start] + overhead + (end - start) * ordered[end - 1]
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def forward_overhead(model: XLTModel) -> float:
+    """A forward's fixed cost, in tokens of compute, measured on the base model: what a batch split by length
+    must save in padding to pay for its second forward (tens of tokens on a CPU, thousands on a GPU)."""
+    device = model.device
+
+    def timed(rows: int, width: int) -> float:
+        ids = torch.full((rows, width), 5, dtype=torch.long, device=device)
+        mask = torch.ones_like(ids)
+        kwargs = {"decoder_input_ids": ids[:, :1]} if model.host.family == "encoder_decoder" else {}
+        best = float("inf")
+        for _ in range(3):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model.base(input_ids=ids, attention_mask=mask, **kwargs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    with torch.inference_mode():
+        small, large = timed(1, 8), timed(16, 64)
+    per_token = max(large - small, 1e-9) / (16 * 64 - 8)
+    return max(0.0, small / per_token - 8)
 
 
 def _heads(model: XLTModel, fmt: Format, items: Sequence[Item]) -> list[dict[str, Any]]:

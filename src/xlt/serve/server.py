@@ -16,7 +16,7 @@ from xlt.plan import Plan
 from xlt.serve.bank import RepBank
 from xlt.serve.batcher import Batcher
 from xlt.serve.catalog import Catalog, Resolved, ServeError, clip
-from xlt.serve.compute import Format, Item, example_of, generic_task
+from xlt.serve.compute import Format, Item, example_of, forward_overhead, generic_task
 from xlt.serve.metrics import Metrics
 from xlt.serve.schemas import PredictInput, PredictRequest
 from xlt.serve.settings import ServeConfig
@@ -65,12 +65,15 @@ class Server:
         return load_model(name, self.config.threads, self.config.device, path=path, dtype=self.config.dtype)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
+    async def start(self) -> None:
         c = self.config
-        self.batcher = Batcher(
+        batcher = Batcher(
             self.bank, self.metrics, policy=c.batching, max_batch_size=c.max_batch_size, max_wait_ms=c.max_wait_ms
         )
-        self.batcher.start()
+        if c.batching != "none" and self.model.host.supports_heads:
+            batcher.overhead = await self.bank.on_model(forward_overhead, self.model)
+        self.batcher = batcher
+        batcher.start()
 
     async def stop(self) -> None:
         if self.batcher is not None:
