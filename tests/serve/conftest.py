@@ -22,6 +22,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def matrix_dir(tmp_path_factory) -> Path:
     from serve_helpers import trained_matrix
+
     from threads import one_torch_thread
 
     with one_torch_thread():

@@ -12,15 +12,15 @@ pytest.importorskip("fastapi")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "matrix"))
 
-from core_helpers import perturb  # noqa: E402
-from matrix_helpers import save_model  # noqa: E402
-from serve_helpers import served, trained_matrix  # noqa: E402
+from matrix_helpers import save_model
+from serve_helpers import served, trained_matrix
 
-from xlt.loading import load_model  # noqa: E402
-from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, PromptConfig  # noqa: E402
-from xlt.serve.client import Client  # noqa: E402
-from xlt.serve.compute import example_of, generic_task  # noqa: E402
-from xlt.tasks.head_inputs import best_answers  # noqa: E402
+from core_helpers import perturb
+from xlt.loading import load_model
+from xlt.reps import BottleneckConfig, HeadConfig, LoRAConfig, PromptConfig
+from xlt.serve.client import Client
+from xlt.serve.compute import example_of, generic_task
+from xlt.tasks.head_inputs import best_answers
 
 TAGS = ["O", "B-X", "I-X"]
 
@@ -74,10 +74,9 @@ def test_token_and_span_heads(heads):
 
 def test_generation_with_per_input_limits(tmp_path):
     out = trained_matrix(tmp_path, "gpt2", ("TA", "SLP+TA"))
-    recorded = [
-        json.loads(line)
-        for line in (out / "outputs/toy/en/slp-ta-seed42/sk.jsonl").read_text().splitlines()
-    ][:6]
+    recorded = [json.loads(line) for line in (out / "outputs/toy/en/slp-ta-seed42/sk.jsonl").read_text().splitlines()][
+        :6
+    ]
     assert all(r["generation"] for r in recorded)  # the tiny model generates something for each
     with served(out, max_wait_ms=20) as (url, _):
         client = Client(url)
@@ -86,9 +85,7 @@ def test_generation_with_per_input_limits(tmp_path):
         assert [o.get("label") for o in got] == [r["prediction"] for r in recorded]
         one = {"text": recorded[0]["input"], "max_new_tokens": 1}
         alone = client.predict([one], task="toy", configuration="SLP+TA", language="sk")[0]
-        mixed = client.predict(
-            [one, {"text": recorded[1]["input"]}], task="toy", configuration="SLP+TA", language="sk"
-        )
+        mixed = client.predict([one, {"text": recorded[1]["input"]}], task="toy", configuration="SLP+TA", language="sk")
         assert mixed[0]["text"] == alone["text"]
         assert mixed[1]["text"] == recorded[1]["generation"]
         assert len(alone["text"]) <= len(got[0]["text"])

@@ -53,9 +53,7 @@ def test_predictions_equal_the_matrix_evaluation(server, matrix_dir, configurati
     slug = configuration.lower().replace("+", "-")
     for target in TARGETS:
         recorded = outputs(matrix_dir, slug, target)
-        got = client.predict(
-            [r["input"] for r in recorded], task="toy", configuration=configuration, language=target
-        )
+        got = client.predict([r["input"] for r in recorded], task="toy", configuration=configuration, language=target)
         assert [o["label"] for o in got] == [r["prediction"] for r in recorded], (configuration, target)
         plan = got[0]["plan"]
         if configuration == "LA+TA-avg":
