@@ -17,7 +17,7 @@ from xlt.serve.app import create_app, running
 from xlt.serve.settings import ServeConfig
 
 LANGUAGES = ("en", "de", "sk", "sw")
-CONFIGURATIONS = ("zero-shot", "TA", "SLP+TA", "LA+TA", "LA+TA-avg", "LA+TA-ens")
+CONFIGURATIONS = ("zero-shot", "TA", "SLP+TA", "LA+TA", "LA+TA-avg", "LA+TA-ens", "SLP+TA-cyc", "LA+TA-align")
 SILENT = lambda _: None  # noqa: E731
 
 

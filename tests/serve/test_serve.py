@@ -44,7 +44,9 @@ def test_health_and_representations(server):
     assert listing["limits"]["max_batch_size"] == 64
 
 
-@pytest.mark.parametrize("configuration", ["zero-shot", "TA", "SLP+TA", "LA+TA", "LA+TA-avg"])
+@pytest.mark.parametrize(
+    "configuration", ["zero-shot", "TA", "SLP+TA", "LA+TA", "LA+TA-avg", "SLP+TA-cyc", "LA+TA-align"]
+)
 def test_predictions_equal_the_matrix_evaluation(server, matrix_dir, configuration):
     """What the server answers for a test set is what the matrix's evaluation predicted for it, cell by cell
     (a composed language representation included)."""
@@ -60,6 +62,10 @@ def test_predictions_equal_the_matrix_evaluation(server, matrix_dir, configurati
             assert plan == f"{target}/bottleneck-composed+toy/en/la-ta/seed42"
         elif configuration == "SLP+TA":
             assert plan == f"{target}/prompt+toy/en/slp-ta/seed42"
+        elif configuration == "LA+TA-align" and target != "en":
+            assert plan == f"{target}/bottleneck-aligned-en+toy/en/la-ta/seed42"
+        elif configuration == "SLP+TA-cyc":
+            assert plan == f"{target}/prompt+toy/en/slp-ta-cyc/seed42"
         for o in got:
             assert abs(sum(o["scores"].values()) - 1) < 1e-5 and o["scores"][o["label"]] == max(o["scores"].values())
 
