@@ -83,6 +83,9 @@ CASES = [
     ("load: an absolute path", "POST", "/v1/representations/load", {"paths": ["/etc"]}, 403, "outside the offered"),
     ("load: a path to no rep", "POST", "/v1/representations/load", {"paths": ["reps"]}, 404, "no saved representation"),
     ("unload: an unknown name", "POST", "/v1/representations/unload", {"names": ["qq"]}, 404, "unknown representation"),
+    ("load: a null byte", "POST", "/v1/representations/load", {"paths": ["reps\u0000x"]}, 422, "not a directory path"),
+    ("load: a long path", "POST", "/v1/representations/load", {"paths": ["a/" * 2000]}, 422, "at most 1024"),
+    ("a plan of 17 reps", "POST", "/v1/predict", one(plan=[f"r{i}" for i in range(17)]), 422, "at most 16"),
     ("unload: paths", "POST", "/v1/representations/unload", {"paths": ["reps"]}, 422, "give names"),
 ]
 
@@ -126,3 +129,14 @@ def test_a_body_without_a_length_is_limited_too(limited):
 
 def test_the_table_is_complete():
     assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_non_ascii_inputs_at_the_limits_are_not_too_large(limited):
+    url, _ = limited
+    inputs = [{"text": "\U0001f600" * 300, "pair": "\u0161" * 300} for _ in range(8)]
+    r = httpx.post(
+        url + "/v1/predict",
+        content=json.dumps({**GOOD, "inputs": inputs}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 200, r.text

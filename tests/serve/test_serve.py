@@ -187,8 +187,22 @@ def test_a_bearer_token_guards_everything_but_health(matrix_dir):
             assert r.headers["www-authenticate"] == "Bearer"
         wrong = httpx.get(url + "/v1/representations", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+        garbled = httpx.post(url + "/v1/predict", content=b"{", headers={"Content-Type": "application/json"})
+        assert garbled.status_code == 401  # the token is checked before the body is read
         with pytest.raises(ServeClientError) as caught:
             Client(url).predict(["a"], task="toy", configuration="TA", language="de")
         assert caught.value.status == 401
         ok = Client(url, token="s3cret").predict(["a"], task="toy", configuration="TA", language="de")
         assert ok[0]["plan"] == "toy/en/ta/seed42"
+
+
+def test_pairs_and_single_texts_in_one_request(server):
+    """A pair and a single text never share a forward (a task encodes them differently); each gets what it gets
+    alone."""
+    url, _ = server
+    client = Client(url)
+    inputs = [{"text": "a b", "pair": "c d"}, {"text": "e f"}, {"text": "g", "pair": "h"}, {"text": "i j k"}]
+    together = client.predict(inputs, plan="de/prompt+toy/en/slp-ta/seed42", task="toy")
+    for given, got in zip(inputs, together, strict=True):
+        alone = client.predict([given], plan="de/prompt+toy/en/slp-ta/seed42", task="toy")[0]
+        assert got["label"] == alone["label"] and got["scores"] == pytest.approx(alone["scores"], abs=1e-5)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,6 +25,8 @@ from xlt.serve.schemas import PredictRequest, PredictResponse, RepsRequest, Reps
 from xlt.serve.server import Server
 from xlt.serve.settings import ServeConfig
 from xlt.version import __version__
+
+OPEN = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})  # no token needed
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -90,33 +92,41 @@ def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = pr
         lifespan=lifespan,
     )
     app.state.server = server
-    body_limit = config.max_inputs * (4 * config.max_input_chars * 2 + 2048) + 65536
+    # A character may take 12 bytes of JSON (an escaped surrogate pair), in the text, the pair and the words.
+    body_limit = config.max_inputs * (3 * 12 * config.max_input_chars + 2048) + 65536
     app.add_middleware(BodyLimit, limit=body_limit)
 
+    def authorised(request: Request) -> bool:
+        if config.token is None or request.url.path in OPEN:
+            return True
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), config.token.encode())
+
     @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def guard_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """The token is checked before the body is read; every answer is counted, a 500 included."""
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unknown")
-        server.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        server.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
-
-    def authorised(request: Request) -> None:
-        if config.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), config.token.encode()):
-            raise ServeError(401, "missing or wrong bearer token; send the header 'Authorization: Bearer TOKEN'")
-
-    guarded = [Depends(authorised)]
+        status = 500
+        try:
+            if not authorised(request):
+                response: Response = error(
+                    401,
+                    "missing or wrong bearer token; send the header 'Authorization: Bearer TOKEN'",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            else:
+                response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            endpoint = getattr(route, "path", None) or "unrouted"  # never the client's path: labels stay few
+            server.metrics.requests.labels(endpoint, str(status)).inc()
+            server.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
     @app.exception_handler(ServeError)
     async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error(exc.status, str(exc), headers)
+        return error(exc.status, str(exc))
 
     @app.exception_handler(XLTError)
     async def xlt_error(_: Request, exc: XLTError) -> JSONResponse:
@@ -157,23 +167,23 @@ def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = pr
             "uptime_s": round(time.time() - server.started, 3),
         }
 
-    @app.get("/metrics", dependencies=guarded)
+    @app.get("/metrics")
     async def metrics() -> Response:
         """Prometheus metrics: requests, latency, queue time, batch sizes, resident representations."""
         return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/predict", dependencies=guarded, response_model=PredictResponse, response_model_exclude_none=True)
+    @app.post("/v1/predict", response_model=PredictResponse, response_model_exclude_none=True)
     async def predict(request: PredictRequest) -> dict[str, Any]:
         """Predict each input under its own plan: a named configuration's for its task and target language, or
         an explicit plan. Concurrent requests share batches."""
         return {"model": server.model_name, "outputs": await server.predict(request)}
 
-    @app.get("/v1/representations", dependencies=guarded)
+    @app.get("/v1/representations")
     async def representations() -> dict[str, Any]:
         """The offered representations, the resident ones, the servable configurations and the limits."""
         return server.representations()
 
-    @app.post("/v1/representations/load", dependencies=guarded, response_model=RepsResponse)
+    @app.post("/v1/representations/load", response_model=RepsResponse)
     async def load(request: RepsRequest) -> dict[str, Any]:
         """Load offered representations by name, or rep directories inside the offered directories by path."""
         if not request.names and not request.paths:
@@ -181,7 +191,7 @@ def create_app(config: ServeConfig, model: XLTModel | None = None, log: Any = pr
         loaded = await server.load(request.names, request.paths)
         return {"loaded": loaded, "resident": server.bank.describe()}
 
-    @app.post("/v1/representations/unload", dependencies=guarded, response_model=RepsResponse)
+    @app.post("/v1/representations/unload", response_model=RepsResponse)
     async def unload(request: RepsRequest) -> dict[str, Any]:
         """Take representations out of the bank (409 while a request uses one)."""
         if request.paths or not request.names:

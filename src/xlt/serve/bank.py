@@ -19,7 +19,7 @@ from xlt.errors import XLTError
 from xlt.formats.native import read_rep
 from xlt.model import XLTModel
 from xlt.reps.base import Representation
-from xlt.serve.catalog import Catalog, Offer, ServeError
+from xlt.serve.catalog import Catalog, Offer, ServeError, clip, read_offer
 from xlt.serve.metrics import Metrics
 
 T = TypeVar("T")
@@ -41,7 +41,6 @@ class RepBank:
         self.resident: OrderedDict[str, int] = OrderedDict()  # name -> bytes, least recently used first
         self.pins: Counter[str] = Counter()
         self.loading: dict[str, asyncio.Future[None]] = {}
-        self.evictions = 0
         self._background: set[asyncio.Future[None]] = set()
 
     async def on_model(self, fn: Callable[..., T], *args: Any) -> T:
@@ -124,8 +123,6 @@ class RepBank:
             await self._evict()
 
     def _read(self, offer: Offer) -> Representation:
-        from xlt.serve.catalog import read_offer
-
         try:
             read_offer(offer.directory, offer.root)  # the files are still inside the offered directory
             return read_rep(self.model, offer.directory, name=offer.name)
@@ -134,7 +131,9 @@ class RepBank:
             raise
         except (XLTError, OSError) as exc:
             self.metrics.load_failures.inc()
-            raise ServeError(422, f"representation '{offer.name}' cannot be loaded: {exc}") from None
+            # the reason, with the offered directory named as the client knows it (never the server's own paths)
+            why = str(exc).replace(str(offer.root), offer.root.name)
+            raise ServeError(422, f"representation '{offer.name}' cannot be loaded: {clip(why, 400)}") from None
 
     def _attach(self, rep: Representation) -> None:
         if rep.name in self.model.reps:
@@ -167,7 +166,6 @@ class RepBank:
             if victim is None:
                 return
             self.resident.pop(victim)
-            self.evictions += 1
             self.metrics.evictions.inc()
             await self.on_model(self._remove, victim)
         self._gauges()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from xlt.errors import XLTError
@@ -58,7 +59,7 @@ class Batcher:
         self.arrived.set()
 
     def _matches(self, item: Item, oldest: Item) -> bool:
-        if item.fmt.key != oldest.fmt.key:
+        if item.key != oldest.key:
             return False
         return self.policy != "per-plan" or item.plan == oldest.plan
 
@@ -69,7 +70,7 @@ class Batcher:
                 await self.arrived.wait()
                 continue
             oldest = self.pending[0]
-            batch = [i for i in self.pending if self._matches(i, oldest)][: self.max_batch_size]
+            batch = list(islice((i for i in self.pending if self._matches(i, oldest)), self.max_batch_size))
             # Inputs that arrived while the model computed reach the queue over the next few turns of the event
             # loop: a batch waits as long after the model became free as after its oldest input came.
             left = max(oldest.enqueued, self.free_since) + self.max_wait - time.perf_counter()
@@ -98,8 +99,9 @@ class Batcher:
             outputs: list[Any] = await self.bank.on_model(compute, self.bank.model, batch, self.overhead)
         except Exception as exc:
             if len(batch) > 1:  # one input's problem (e.g. too long for the position table) is its own alone
-                for item in batch:
-                    await self._compute([item])
+                half = len(batch) // 2
+                await self._compute(batch[:half])
+                await self._compute(batch[half:])
                 return
             if isinstance(exc, XLTError):
                 outputs = [ServeError(422, f"this input cannot be computed: {' '.join(str(exc).split())}")]

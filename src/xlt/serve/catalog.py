@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from xlt.errors import XLTError
-from xlt.formats.native import CONFIG_NAME, WEIGHTS_NAME
+from xlt.formats.native import CONFIG_NAME, WEIGHTS_NAME, parse_rep_config
 from xlt.languages import get_language
 from xlt.matrix.composition import composition_weights
 from xlt.matrix.configurations import Configuration, resolve_configurations
@@ -24,6 +24,7 @@ from xlt.tasks.base import Task
 from xlt.tasks.registry import build_task
 
 MATRIX_CONFIG = "config.yaml"
+MAX_PATH = 1024  # characters of a path a client names
 MAX_ENTRIES = 200_000  # directory entries scanned per offered directory: a server is not a file indexer
 
 
@@ -84,6 +85,7 @@ def read_offer(directory: Path, root: Path) -> Offer:
             )
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
+        parse_rep_config(directory, data)  # kind, config, identity and head as loading will read them
         fingerprint = data.get("fingerprint") or {}
         head = data.get("head")
         offer = Offer(
@@ -98,10 +100,9 @@ def read_offer(directory: Path, root: Path) -> Offer:
             base=fingerprint.get("name") if isinstance(fingerprint, dict) else None,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        why = type(exc).__name__ if not isinstance(exc, XLTError) else "a field is invalid"
         raise ServeError(
-            422,
-            f"{_where(directory, root)}/{CONFIG_NAME} is not a readable rep config ({type(exc).__name__}); "
-            "re-save the rep",
+            422, f"{_where(directory, root)}/{CONFIG_NAME} is not a readable rep config ({why}); re-save the rep"
         ) from None
     return offer
 
@@ -125,7 +126,8 @@ class MatrixOffer:
     seeds: list[int]
     max_length: int
     max_new_tokens: int | None
-    languages: dict[str, Any] = field(default_factory=dict)
+    num_beams: int = 1
+    grid: list[str] = field(default_factory=list)  # the languages whose representations a compose averages
 
     def describe(self, languages: dict[str, list[str]]) -> list[dict[str, Any]]:
         return [
@@ -168,6 +170,7 @@ def read_matrix(directory: Path) -> MatrixOffer:
         raise XLTError(f"{directory}: its matrix config cannot be served ({exc})") from None
     training = data.get("task_training") or {}
     generation = data.get("generation") or {}
+    grid = _grid_languages(directory, data)
     return MatrixOffer(
         directory=directory,
         model=str(data.get("model", "e5")),
@@ -177,8 +180,22 @@ def read_matrix(directory: Path) -> MatrixOffer:
         seeds=[int(s) for s in data.get("seeds") or [42]],
         max_length=int(training.get("max_length", 128)),
         max_new_tokens=generation.get("max_new_tokens"),
-        languages=data.get("languages") or {},
+        num_beams=int(generation.get("num_beams") or 1),
+        grid=grid,
     )
+
+
+def _grid_languages(directory: Path, data: dict[str, Any]) -> list[str]:
+    """The matrix's languages with a corpus, as its evaluation composed from (recorded in ``matrix.json``;
+    for a store that predates the record, its sources and targets)."""
+    try:
+        recorded = json.loads((directory / META).read_text(encoding="utf-8")).get("grid_languages")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        recorded = None
+    if isinstance(recorded, list):
+        return [str(lang) for lang in recorded]
+    targets = data.get("targets")
+    return list(dict.fromkeys([*(data.get("sources") or ["en"]), *(targets if isinstance(targets, list) else [])]))
 
 
 def _result_configurations(directory: Path) -> list[str]:
@@ -242,19 +259,25 @@ class Catalog:
     def locate(self, path: str) -> Offer:
         """The rep directory ``path`` names (relative to an offered directory, or absolute inside one), added to
         the offers; refused when it resolves outside every offered directory."""
+        if not path or "\x00" in path or len(path) > MAX_PATH:
+            raise ServeError(422, f"path '{clip(path)}' is not a directory path (at most {MAX_PATH} characters)")
         candidates = [Path(path)] if Path(path).is_absolute() else [root / path for root in self.roots]
-        for candidate in candidates:
-            root = next((r for r in self.roots if inside(r, candidate)), None)
-            if root is None:
-                continue
-            real = Path(os.path.realpath(candidate))
-            if (real / CONFIG_NAME).is_file():
-                offer = read_offer(real, root)
-                if offer.name in self.offers and self.offers[offer.name].directory != real:
-                    raise ServeError(409, f"rep '{offer.name}' is already offered from another directory")
-                self.offers[offer.name] = offer
-                return offer
-        if not any(any(inside(r, c) for r in self.roots) for c in candidates):
+        try:
+            for candidate in candidates:
+                root = next((r for r in self.roots if inside(r, candidate)), None)
+                if root is None:
+                    continue
+                real = Path(os.path.realpath(candidate))
+                if (real / CONFIG_NAME).is_file():
+                    offer = read_offer(real, root)
+                    if offer.name in self.offers and self.offers[offer.name].directory != real:
+                        raise ServeError(409, f"rep '{offer.name}' is already offered from another directory")
+                    self.offers[offer.name] = offer
+                    return offer
+            outside = not any(any(inside(r, c) for r in self.roots) for c in candidates)
+        except (OSError, ValueError):
+            raise ServeError(422, f"path '{clip(path)}' cannot be read as a directory path") from None
+        if outside:
             raise ServeError(403, f"path '{clip(path)}' is outside the offered directories; name a rep inside them")
         raise ServeError(404, f"no saved representation at '{clip(path)}' in the offered directories")
 
@@ -265,10 +288,8 @@ class Catalog:
         if name in self.offers:
             return self.offers[name]
         kind = str(conf.language)
-        available = sorted(
-            o.language for o in self.offers.values() if o.role == "language" and o.name == f"{o.language}/{kind}"
-        )
-        weights = composition_weights(language, [lang for lang in available if lang is not None])
+        available = [lang for lang in matrix.grid if f"{lang}/{kind}" in self.offers]
+        weights = composition_weights(language, available)
         if not weights:
             raise ServeError(422, f"no other language's {kind} representation to compose {language}'s from")
         members = tuple((f"{lang}/{kind}", w) for lang, w in weights.items())

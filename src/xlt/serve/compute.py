@@ -57,6 +57,12 @@ class Item:
     def size(self) -> int:
         return len(self.example.text) + len(self.example.pair or "")
 
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What inputs of one batch share: the format, and whether they are pairs (a task encodes a batch of
+        pairs and a batch of single texts differently, so they never mix)."""
+        return (*self.fmt.key, self.example.pair is not None)
+
 
 @cache
 def generic_task(kind: str) -> Task:
@@ -102,9 +108,12 @@ def compute(model: XLTModel, items: Sequence[Item], overhead: float = 0.0) -> li
 
 def lengths(model: XLTModel, fmt: Format, items: Sequence[Item]) -> list[int]:
     """Each input's length as the model sees it: its tokens plus the soft prompts of its plan."""
-    texts = [fmt.task.doc_to_text(i.example) if i.example.pair is None else i.example.text for i in items]
-    pairs = [i.example.pair for i in items]
-    tokens = model.tokenizer(texts, pairs if any(pairs) else None, truncation=True, max_length=fmt.max_length)
+    pairs = [i.example.pair for i in items]  # all or none (``Item.key``)
+    if all(p is not None for p in pairs):
+        tokens = model.tokenizer([i.example.text for i in items], pairs, truncation=True, max_length=fmt.max_length)
+    else:
+        texts = [fmt.task.doc_to_text(i.example) for i in items]
+        tokens = model.tokenizer(texts, truncation=True, max_length=fmt.max_length)
     prompts: dict[Plan, int] = {}
     for item in items:
         if item.plan not in prompts:

@@ -4,7 +4,6 @@ batcher; and how one request's inputs become batched items and answers."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from xlt.serve.schemas import PredictInput, PredictRequest
 from xlt.serve.settings import ServeConfig
 
 DEFAULT_MAX_LENGTH = 256
+MAX_PLAN = 16  # representations in one explicit plan
 ROUTING = ("language", "task", "configuration", "plan", "source", "seed")
 
 
@@ -41,6 +41,13 @@ class Server:
         self.bank = RepBank(self.model, self.catalog, self.metrics, max_reps=config.max_reps, max_bytes=max_bytes)
         self.batcher: Batcher | None = None
         self._formats: dict[tuple[Any, ...], Format] = {}
+        self._facts: dict[tuple[Any, ...], tuple[tuple[str, ...], int]] = {}
+        for matrix in self.catalog.matrices:
+            if matrix.num_beams > 1:
+                log(
+                    f"xlt serve: {matrix.directory.name} evaluated with num_beams {matrix.num_beams}; the server "
+                    "generates greedily (each input's own max_new_tokens then holds in a shared batch)"
+                )
         self.started = time.time()
 
     @property
@@ -90,10 +97,16 @@ class Server:
         planned: list[tuple[PredictInput, Resolved, Format, int]] = []
         for index, given in enumerate(request.inputs):
             try:
-                planned.append(self._plan(request, given))
+                planned.append(await self._plan(request, given))
             except (ServeError, PlanError) as exc:
                 raise _at(index, exc) from None
-        names = [name for _, resolved, _, _ in planned for name in resolved.plan.reps]
+        names = list(dict.fromkeys(name for _, resolved, _, _ in planned for name in resolved.plan.reps))
+        if len(names) > self.config.max_reps:
+            raise ServeError(
+                422,
+                f"the request's plans name {len(names)} representations; the server keeps at most "
+                f"{self.config.max_reps} (max_reps): split the request",
+            )
         pinned = await self.bank.acquire(names)
         try:
             items = [
@@ -148,9 +161,11 @@ class Server:
                     f"{c.max_new_tokens} (max_new_tokens)",
                 )
 
-    def _plan(self, request: PredictRequest, given: PredictInput) -> tuple[PredictInput, Resolved, Format, int]:
+    async def _plan(self, request: PredictRequest, given: PredictInput) -> tuple[PredictInput, Resolved, Format, int]:
         routing = _routing(request, given)
         plan = routing.get("plan")
+        if isinstance(plan, list | str) and len(plan if isinstance(plan, list) else plan.split("+")) > MAX_PLAN:
+            raise ServeError(422, f"a plan names at most {MAX_PLAN} representations")
         resolved = self.catalog.resolve(
             language=routing.get("language"),
             task=routing.get("task"),
@@ -160,18 +175,54 @@ class Server:
             plan=Plan.coerce(plan) if plan is not None else None,
             supports_heads=self.model.host.supports_heads,
         )
-        fmt = self.format(resolved)
-        limit = given.max_new_tokens or self._generation_bound(fmt)
-        return given, resolved, fmt, limit
+        if self.model.host.supports_heads:
+            return given, resolved, self.format(resolved), self.config.max_new_tokens
+        task = resolved.task or generic_task("generation")
+        key = self._facts_key(task, resolved)
+        if key not in self._facts:  # the task's files and tokenizer are read on the model's thread, once
+            self._facts[key] = await self.bank.on_model(self._text_facts, task, resolved)
+        labels, bound = self._facts[key]
+        return given, resolved, self.format(resolved, labels), given.max_new_tokens or bound
 
-    def format(self, resolved: Resolved) -> Format:
+    def _max_length(self, resolved: Resolved) -> int:
+        matrix = resolved.matrix
+        return self.config.max_length or (matrix.max_length if matrix else DEFAULT_MAX_LENGTH)
+
+    def _facts_key(self, task: Any, resolved: Resolved) -> tuple[Any, ...]:
+        matrix = resolved.matrix.directory if resolved.matrix else None
+        return (id(task), resolved.source, self._max_length(resolved), matrix)
+
+    def _text_facts(self, task: Any, resolved: Resolved) -> tuple[tuple[str, ...], int]:
+        """A text-to-text task's closed label set (empty: answers are free text) and its answers' length in
+        tokens: the matrix's ``generation.max_new_tokens``, else the task's longest target (as the matrix
+        evaluates), within the server's ``max_new_tokens``."""
+        from xlt.training.task import TaskFormat
+
+        labels: tuple[str, ...] = ()
+        if task.closed_labels and resolved.source is not None:
+            try:
+                labels = tuple(task.labels(resolved.source))
+            except (XLTError, OSError):
+                labels = ()  # read from training data that is not here: answers stay free text
+        bound = self.config.max_new_tokens
+        recorded = resolved.matrix.max_new_tokens if resolved.matrix else None
+        if isinstance(recorded, int) and recorded > 0:
+            bound = min(recorded, bound)
+        elif resolved.source is not None:
+            try:
+                fmt = TaskFormat(self.model, task, list(labels), self._max_length(resolved), source=resolved.source)
+                bound = min(fmt.max_new_tokens, bound)
+            except (XLTError, OSError):
+                pass
+        return labels, bound
+
+    def format(self, resolved: Resolved, labels: tuple[str, ...] = ()) -> Format:
         """How inputs under ``resolved`` are encoded and decoded (one object per distinct format, so that
-        inputs of one format batch together)."""
+        inputs of one format batch together); ``labels``: a text-to-text task's closed label set."""
         heads = [o.head for o in (self.catalog.offer(n) for n in resolved.plan.reps) if o.head]
         if len(heads) > 1:
             raise ServeError(422, f"plan {resolved.plan} has {len(heads)} task heads; a plan has at most one")
-        matrix = resolved.matrix
-        max_length = self.config.max_length or (matrix.max_length if matrix else DEFAULT_MAX_LENGTH)
+        max_length = self._max_length(resolved)
         if self.model.host.supports_heads:
             if not heads:
                 raise ServeError(
@@ -191,33 +242,11 @@ class Server:
             signature: tuple[str, int] | None = (kind, count)
         else:
             task = resolved.task or generic_task("generation")
-            labels = self._labels(task, resolved.source)
             signature = None
         key = (id(task), labels, max_length, signature, resolved.source)
         if key not in self._formats:
             self._formats[key] = Format(task, labels, max_length, signature, resolved.source)
         return self._formats[key]
-
-    def _labels(self, task: Any, source: str | None) -> tuple[str, ...]:
-        if not task.closed_labels or source is None:
-            return ()
-        try:
-            return tuple(task.labels(source))
-        except (XLTError, OSError):
-            return ()  # the label set is read from training data that is not here: answers stay free text
-
-    def _generation_bound(self, fmt: Format) -> int:
-        """A generation's default length: the task's own answer length where its training data says it,
-        within the server's ``max_new_tokens``."""
-        if fmt.head is not None or fmt.source is None:
-            return self.config.max_new_tokens
-        from xlt.training.task import TaskFormat
-
-        try:
-            bound = TaskFormat(self.model, fmt.task, list(fmt.labels), fmt.max_length, source=fmt.source).max_new_tokens
-        except (XLTError, OSError):
-            return self.config.max_new_tokens
-        return min(bound, self.config.max_new_tokens)
 
     # ---- representations ---------------------------------------------------------------------------
     def representations(self) -> dict[str, Any]:
@@ -262,9 +291,3 @@ def _routing(request: PredictRequest, given: PredictInput) -> dict[str, Any]:
 def _at(index: int, exc: BaseException) -> ServeError:
     status = exc.status if isinstance(exc, ServeError) else 422 if isinstance(exc, XLTError) else 500
     return ServeError(status, f"inputs[{index}]: {clip(exc, 600)}")
-
-
-def configured(config: ServeConfig, **overrides: Any) -> ServeConfig:
-    """``config`` with the given (non-None) fields replaced, checked again."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(config, **changes) if changes else config
