@@ -41,6 +41,7 @@ def test_health_and_representations(server):
     assert by_name["SLP+TA"]["languages"] == sorted(TARGETS)
     assert by_name["TA"]["languages"] == ["any"]
     assert by_name["LA+TA-ens"]["servable"] is False and by_name["LA+TA-avg"]["servable"] is True
+    assert by_name["LA+TA-avg"]["languages"] == ["any"]
     assert listing["limits"]["max_batch_size"] == 64
 
 
@@ -206,3 +207,18 @@ def test_pairs_and_single_texts_in_one_request(server):
     for given, got in zip(inputs, together, strict=True):
         alone = client.predict([given], plan="de/prompt+toy/en/slp-ta/seed42", task="toy")[0]
         assert got["label"] == alone["label"] and got["scores"] == pytest.approx(alone["scores"], abs=1e-5)
+
+
+def test_a_composed_configuration_serves_a_language_without_a_representation(server):
+    """Arabic has no representation in the matrix: LA+TA-avg composes one from the grid languages' (no other
+    shares its script: all of them, uniformly)."""
+    url, _ = server
+    client = Client(url)
+    out = client.predict(["alpha beta"], task="toy", configuration="LA+TA-avg", language="ar")
+    assert out[0]["plan"] == "ar/bottleneck-composed+toy/en/la-ta/seed42"
+    offered = {o["name"]: o for o in client.representations()["offered"]}
+    members = offered["ar/bottleneck-composed"]["composed_from"]
+    assert members == {f"{lang}/bottleneck": pytest.approx(0.25) for lang in TARGETS}
+    with pytest.raises(ServeClientError) as caught:
+        client.predict(["alpha"], task="toy", configuration="LA+TA", language="ar")
+    assert caught.value.status == 422 and "has no bottleneck representation" in caught.value.message

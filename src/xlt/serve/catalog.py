@@ -385,10 +385,8 @@ class Catalog:
 
     def languages(self, conf: Configuration, source: str) -> list[str]:
         """The languages a configuration serves from the offered representations."""
-        if conf.language is None:
+        if conf.language is None or conf.compose:  # a composed slot is made for any language, from the others'
             return ["any"]
-        if conf.compose:
-            return sorted({str(o.language) for o in self.offers.values() if o.role == "language"})
         out = []
         for offer in self.offers.values():
             if (
