@@ -33,6 +33,7 @@ from xlt.training.checkpoint import (
     trainable_weights,
 )
 from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
+from xlt.training.utilisation import Utilisation, counting, utilisation
 
 Batch = dict[str, torch.Tensor]
 BatchStream = Callable[[int, int, int], Iterator[Batch]]  # (first micro-batch, rank, world) -> batches
@@ -126,6 +127,9 @@ class TrainResult:
     tokens: int = 0
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)  # what the run could not do as asked, for result.json
+    # FLOPs per token, achieved FLOP/s and their fraction of the device's measured peak (``Utilisation``); None
+    # when this process ran no step (a finished run resumed)
+    utilisation: dict[str, Any] | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -203,8 +207,23 @@ def train(
             _evaluate(session, evaluate, metric, state, bar, log)
         if _due(config.checkpoint_every, state.step) or state.stopped_early:
             _checkpoint(session, checkpoint_dir, state, clock)
+    used = _utilisation(session, state, clock)
+    if used is not None:  # the bar's summary: throughput against the device's measured peak
+        bar.set_postfix(
+            tok_s=f"{used.tokens_per_second * session.world:.0f}",
+            gflop_s=f"{used.flops_per_second / 1e9:.3g}",
+            peak=f"{100 * used.fraction:.1f}%",
+        )
     bar.close()
-    return _finish(session, state, clock)
+    return _finish(session, state, clock, used)
+
+
+def _utilisation(session: _Session, state: TrainingState, clock: _Clock) -> Utilisation | None:
+    seconds = clock.elapsed(state)
+    if session.flops_per_token is None or seconds <= 0:
+        return None
+    rate = state.tokens / seconds / session.world  # this process's share, as its FLOPs per token are
+    return utilisation(session.flops_per_token, rate, session.accelerator.device, session.config.precision)
 
 
 @dataclass
@@ -218,6 +237,7 @@ class _Session:
     scheduler: Any
     trainable: dict[str, nn.Module]
     params: list[nn.Parameter]
+    flops_per_token: float | None = None  # counted on this process's first micro-batch
 
     @property
     def world(self) -> int:
@@ -324,8 +344,14 @@ def _step(session: _Session, stream: Iterator[Batch]) -> tuple[float, int]:
     for _ in range(config.gradient_accumulation):
         batch = {k: v.to(accelerator.device) for k, v in next(stream).items()}
         with accelerator.accumulate(wrapped):
-            loss, n = wrapped(batch)
-            accelerator.backward(loss)
+            if session.flops_per_token is None:  # the model's FLOPs per token, counted once (the count is slow)
+                with counting() as flops:
+                    loss, n = wrapped(batch)
+                    accelerator.backward(loss)
+                session.flops_per_token = flops() / max(int(n), 1)
+            else:
+                loss, n = wrapped(batch)
+                accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(session.params, config.max_grad_norm)
             session.optimizer.step()
@@ -415,7 +441,7 @@ def _checkpoint(session: _Session, directory: Path, state: TrainingState, clock:
     session.accelerator.wait_for_everyone()
 
 
-def _finish(session: _Session, state: TrainingState, clock: _Clock) -> TrainResult:
+def _finish(session: _Session, state: TrainingState, clock: _Clock, used: Utilisation | None) -> TrainResult:
     """The run's result, the best weights restored, the trackers closed and the trained weights frozen again."""
     seconds = clock.elapsed(state)
     if state.best_weights is not None:
@@ -428,7 +454,14 @@ def _finish(session: _Session, state: TrainingState, clock: _Clock) -> TrainResu
         p.requires_grad_(False)
     best = next((h for h in state.history if h.get("step") == state.best_step), None)
     return TrainResult(
-        state.step, state.best_step, best, list(state.history), seconds, state.tokens, state.stopped_early
+        state.step,
+        state.best_step,
+        best,
+        list(state.history),
+        seconds,
+        state.tokens,
+        state.stopped_early,
+        utilisation=used.to_dict() if used is not None else None,
     )
 
 

@@ -330,4 +330,4 @@ def _result(
     }
     seconds = sum(timing.values())
     best = history[chosen]
-    return ProbeFitResult(history[-1]["step"], best["step"], best, history, seconds, tokens, False, warnings, fit)
+    return ProbeFitResult(history[-1]["step"], best["step"], best, history, seconds, tokens, False, warnings, fit=fit)
