@@ -91,6 +91,7 @@ from xlt.training.lm_objective import ObjectiveConfig, lm_objective
 from xlt.training.loop import TrainingModule
 from xlt.training.optim import build_optimizer
 from xlt.training.task import TaskFormat
+from xlt.training.utilisation import counting, dense_peak
 
 STARTED = time.perf_counter()  # after the imports of this module only; the run's total counts from here
 Batch = dict[str, torch.Tensor]
@@ -227,6 +228,8 @@ class Row:
     step_range: tuple[float, float]
     ratio: float | None = None
     best_ratio: float | None = None  # the same ratio from each side's fastest step (robust to load bursts)
+    flops_s: float = 0.0  # FLOPs executed per second (padding included), at the median step's tokens/s
+    peak: float = 0.0  # the fraction of the device's measured dense peak for the dtype in use
 
 
 def check_frozen(side: Side) -> None:
@@ -238,7 +241,14 @@ def check_frozen(side: Side) -> None:
         raise AssertionError(f"{side.name}: the trained representation got no gradient")
 
 
-def step(side: Side, batch: Batch, check: bool, timing: Timing) -> float:
+def step(side: Side, batch: Batch, check: bool, timing: Timing, flops: dict[str, float] | None = None) -> float:
+    """One training step of ``side``; with ``flops``, its FLOPs per real token counted into it (a slow count:
+    done on an untimed warm-up step)."""
+    if flops is not None:
+        with counting() as counted:
+            seconds = step(side, batch, check, timing)
+        flops[side.name] = counted() / int(batch["attention_mask"].sum())
+        return seconds
     started = timing.clock()
     with timing.precision():  # around the forward only, as torch advises: backward reuses its dtypes
         loss = side.loss(batch)
@@ -268,10 +278,12 @@ def compare(objective: str, model: str, sides: Sequence[Side], timing: Timing, p
     """Warm up, then time the steps, alternating the sides; the last side is the reference (ratio 1)."""
     warmup = timing.warmup
     samples: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
+    flops: dict[str, float] = {}
     for index in range(warmup + timing.steps):
         for side in sides:
             batch = side.batches[index]
-            seconds = step(side, batch, index == 0, timing)
+            # FLOPs are counted on the first step, untimed when there is a warm-up (always, except --quick)
+            seconds = step(side, batch, index == 0, timing, flops if index == 0 else None)
             print(f"  {objective}, {side.name}, step {index + 1}: {seconds:.2f} s", file=sys.stderr, flush=True)
             if index >= warmup:
                 samples[side.name].append((int(batch["attention_mask"].sum()) / seconds, seconds))
@@ -287,7 +299,10 @@ def compare(objective: str, model: str, sides: Sequence[Side], timing: Timing, p
         ratio = None if last else speed / reference
         best = None if last else max(t for t, _ in samples[side.name]) / best_reference
         span = (min(times), max(times))
-        rows.append(Row(objective, model, side.name, shape, speed, statistics.median(times), span, ratio, best))
+        rate = flops.get(side.name, 0.0) * speed
+        peak = dense_peak(timing.device, timing.autocast or torch.float32)
+        median = statistics.median(times)
+        rows.append(Row(objective, model, side.name, shape, speed, median, span, ratio, best, rate, rate / peak))
     return rows
 
 
@@ -488,14 +503,15 @@ def task_text_to_text(
 # output --------------------------------------------------------------------------------------------------
 def table(rows: Sequence[Row]) -> str:
     lines = [
-        "| objective | model | side | batch × length | tokens/s | s/step (min–max) | xlt / paper (best steps) |",
-        "|---|---|---|---|---:|---:|---:|",
+        "| objective | model | side | batch × length | tokens/s | GFLOP/s | % of peak | s/step (min–max) "
+        "| xlt / paper (best steps) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = f"**{r.ratio:.2f}×** ({r.best_ratio:.2f}×)" if r.ratio is not None else ""
         lines.append(
-            f"| {r.objective} | {r.model} | {r.side} | {r.shape} | {r.tokens_per_s:,.0f} "
-            f"| {r.step_s:.2f} ({r.step_range[0]:.2f}–{r.step_range[1]:.2f}) | {ratio} |"
+            f"| {r.objective} | {r.model} | {r.side} | {r.shape} | {r.tokens_per_s:,.0f} | {r.flops_s / 1e9:,.1f} "
+            f"| {100 * r.peak:.0f}% | {r.step_s:.2f} ({r.step_range[0]:.2f}–{r.step_range[1]:.2f}) | {ratio} |"
         )
     return "\n".join(lines)
 
