@@ -7,6 +7,8 @@ from pathlib import Path
 
 from xlt.model import XLTModel
 
+DTYPES = ("float32", "bfloat16", "float16")  # what ``load_model``'s dtype may be
+
 
 def load_model(
     name: str,
@@ -35,8 +37,8 @@ def load_model(
             raise XLTError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'") from None
     torch_dtype = None
     if dtype is not None:
-        if dtype not in ("float32", "bfloat16", "float16"):
-            raise XLTError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
+        if dtype not in DTYPES:
+            raise XLTError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         torch_dtype = getattr(torch, dtype)
     if threads:
         torch.set_num_threads(threads)

@@ -14,15 +14,7 @@ def test_tensorboard_scalars_progress_bar_and_log_lines(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = LanguageRun(
-        language="sk",
-        kind="prompt",
-        corpus=CorpusConfig(files=[str(th.lm_corpus(tmp_path / "sk.txt"))], validation_fraction=0.05),
-        output_dir=tmp_path / "run",
-        rep=th.rep_options("prompt"),
-        objective=ObjectiveConfig(max_length=16),
-        train=th.quick(steps=4, eval_every=2, log_every=1, tensorboard=True, progress=True),
-    )
+    run = th.prompt_run(tmp_path, th.quick(steps=4, eval_every=2, log_every=1, tensorboard=True, progress=True))
     lines: list[str] = []
     train_language(th.model("gpt2"), run, log=lines.append)
     events = list((tmp_path / "run").rglob("events.out.tfevents.*"))

@@ -9,9 +9,7 @@ import pytest
 import torch
 import training_helpers as th
 
-from xlt.training.corpora import CorpusConfig
-from xlt.training.language import LanguageRun, train_language
-from xlt.training.lm_objective import ObjectiveConfig
+from xlt.training.language import train_language
 from xlt.training.utilisation import Utilisation, counting, dense_peak, utilisation
 
 
@@ -41,15 +39,7 @@ def test_utilisation_arithmetic():
 
 
 def test_a_training_run_reports_its_utilisation(tmp_path, capsys):
-    run = LanguageRun(
-        language="sk",
-        kind="prompt",
-        corpus=CorpusConfig(files=[str(th.lm_corpus(tmp_path / "sk.txt"))], validation_fraction=0.05),
-        output_dir=tmp_path / "run",
-        rep=th.rep_options("prompt"),
-        objective=ObjectiveConfig(max_length=16),
-        train=th.quick(steps=3, eval_every=0, progress=True),
-    )
+    run = th.prompt_run(tmp_path, th.quick(steps=3, eval_every=0, progress=True))
     train_language(th.model("gpt2"), run, log=th.silent)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     used = next(v for k, v in _walk(result) if k == "utilisation")

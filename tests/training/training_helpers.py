@@ -110,6 +110,23 @@ def silent(_: str) -> None:
     pass
 
 
+def prompt_run(directory: Path, train: TrainConfig) -> Any:
+    """A soft language prompt for Slovak on a small corpus written into ``directory``, trained as ``train`` says."""
+    from xlt.training.corpora import CorpusConfig
+    from xlt.training.language import LanguageRun
+    from xlt.training.lm_objective import ObjectiveConfig
+
+    return LanguageRun(
+        language="sk",
+        kind="prompt",
+        corpus=CorpusConfig(files=[str(lm_corpus(directory / "sk.txt"))], validation_fraction=0.05),
+        output_dir=directory / "run",
+        rep=rep_options("prompt"),
+        objective=ObjectiveConfig(max_length=16),
+        train=train,
+    )
+
+
 def language_run(spec: dict[str, Any]) -> tuple[XLTModel, Any]:
     """The model and LanguageRun a JSON ``spec`` describes, built the same way in a test and in a subprocess
     (``run_language.py``): arch, kind, corpus, out, steps, batch_size, gradient_accumulation,

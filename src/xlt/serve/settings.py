@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xlt.errors import XLTError
+from xlt.loading import DTYPES
 from xlt.paths import short
 
 Batching = Literal["routed", "per-plan", "none"]
-DTYPES = ("float32", "bfloat16", "float16")
 TOKEN_ENV = "XLT_SERVE_TOKEN"
 
 
