@@ -12,16 +12,20 @@ SETUP_JOBS ?= 2
 
 .PHONY: demo test lint install environments clean
 
-$(VENV)/.installed: pyproject.toml
-	@echo "==> installing xlt into $(VENV) (transformers 5.x)"
+# Created once, before either environment installs: both live under .venv/, and two `venv` runs
+# racing to create it fail with "File exists".
+$(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/pyvenv.cfg
+	@echo "==> installing xlt into $(VENV) (transformers 5.x)"
 	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip
 	$(VENV)/bin/pip install $(PIP_QUIET) "$(TORCH)"
 	$(VENV)/bin/pip install $(PIP_QUIET) -e ".[test,ray,slurm,serve]" "$(TORCH)" "transformers>=5,<6"
 	touch $@
 
 # A second environment on transformers 4.57 with AdapterHub (which pins it), used as a test oracle.
-$(HF4)/.installed: pyproject.toml
+$(HF4)/.installed: pyproject.toml | $(VENV)/pyvenv.cfg
 	@echo "==> installing the transformers 4.57 + AdapterHub test environment into $(HF4)"
 	$(PYTHON) -m venv $(HF4)
 	$(HF4)/bin/pip install $(PIP_QUIET) --upgrade pip
