@@ -398,7 +398,7 @@ def span_corruption(
     batches = [objective(rows, np.random.default_rng([2, i])) for i, rows in enumerate(chunks(segments, size, count))]
 
     def xlt_loss(batch: Batch) -> torch.Tensor:
-        out = model(batch["input_ids"], batch["attention_mask"], plan="sk/prompt", labels=batch["labels"])
+        out = model(batch["input_ids"], batch["attention_mask"], plan="sk/prompt", labels=batch["labels"], logits=False)
         return out.loss
 
     def paper_loss(batch: Batch) -> torch.Tensor:
@@ -425,7 +425,9 @@ def causal_lm(base: GPT2LMHeadModel, streams: list[list[int]], size: int, count:
     batches = [objective(rows, np.random.default_rng([3, i])) for i, rows in enumerate(chunks(segments, size, count))]
 
     def xlt_loss(batch: Batch) -> torch.Tensor:
-        return model(batch["input_ids"], batch["attention_mask"], plan="sk/bottleneck", labels=batch["labels"]).loss
+        return model(
+            batch["input_ids"], batch["attention_mask"], plan="sk/bottleneck", labels=batch["labels"], logits=False
+        ).loss
 
     def paper_loss(batch: Batch) -> torch.Tensor:
         return hf_forward(model, "paper/sk", batch, labels=batch["labels"]).loss
@@ -485,7 +487,9 @@ def task_text_to_text(
         batches.append({"input_ids": input_ids, "attention_mask": mask, "labels": targets})
 
     def xlt_loss(batch: Batch) -> torch.Tensor:
-        return model(batch["input_ids"], batch["attention_mask"], plan="topic/prompt", labels=batch["labels"]).loss
+        return model(
+            batch["input_ids"], batch["attention_mask"], plan="topic/prompt", labels=batch["labels"], logits=False
+        ).loss
 
     def paper_loss(batch: Batch) -> torch.Tensor:
         return peft_model(

@@ -302,11 +302,14 @@ class XLTModel(nn.Module):
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
+        logits: bool = True,
     ) -> XLTOutput:
         """Run one batch. ``plan``: one plan for every row; ``plans``: one per row (a routed batch).
 
         ``labels``: token ids (text-to-text; -100 is ignored) or head targets (encoders with a task head);
-        ``decoder_input_ids`` / ``decoder_attention_mask``: encoder-decoders only.
+        ``decoder_input_ids`` / ``decoder_attention_mask``: encoder-decoders only. ``logits=False`` with token
+        labels: the loss alone (``logits`` is None), computed over the vocabulary in chunks fused with the LM
+        head (``xlt.hosts.lm_loss``) and only where a label is, which is what training needs.
         """
         self._check_inputs(input_ids, attention_mask)
         route = self.route(input_ids.shape[0], plan, plans)
@@ -315,7 +318,7 @@ class XLTModel(nn.Module):
         self._check_decoder_inputs(input_ids, labels, decoder_input_ids, decoder_attention_mask)
         if labels is not None:
             self._check_labels(input_ids, labels, route)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {} if logits else {"logits": False}
         if decoder_input_ids is not None:
             kwargs["decoder_input_ids"] = decoder_input_ids
         if decoder_attention_mask is not None:

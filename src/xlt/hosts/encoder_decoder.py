@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -15,6 +16,7 @@ from xlt import batching
 from xlt.batching import IGNORE_INDEX
 from xlt.errors import UnsupportedError, XLTError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
+from xlt.hosts.lm_loss import linear_cross_entropy
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 # T5's feed-forward activations outgrow float16's range (the reason training refuses precision="fp16")
 FP16_REASON = "fp16 overflows to inf/NaN in T5-family feed-forward layers; use torch.bfloat16 or torch.float32"
+
+
+def _passthrough(hidden: torch.Tensor) -> torch.Tensor:
+    return hidden
 
 
 class EncoderDecoderHost(Host):
@@ -87,6 +93,12 @@ class EncoderDecoderHost(Host):
         self.check_forward(kwargs.get("labels"), kwargs.get("decoder_input_ids"), has_head=False)
         encoded = self.encode(base, batch)
         labels = kwargs.get("labels")
+        if (
+            labels is not None
+            and not kwargs.get("logits", True)
+            and isinstance(base.get_output_embeddings(), nn.Linear)
+        ):
+            return self._loss_only(base, batch, encoded, labels, kwargs)
         out = base(
             encoder_outputs=encoded,
             attention_mask=batch.attention_mask,
@@ -99,6 +111,34 @@ class EncoderDecoderHost(Host):
             loss=out.loss,
             encoder_hidden_states=batch.to_input(encoded.last_hidden_state),
         )
+
+    def _loss_only(
+        self,
+        base: PreTrainedModel,
+        batch: Assembled,
+        encoded: BaseModelOutput,
+        labels: torch.Tensor,
+        kwargs: dict[str, Any],
+    ) -> HostOutput:
+        """The decoder's loss without its logits: the LM head's input (scaled as the model's version scales it)
+        is taken from the model's own forward, with the head passing its input through, then reduced by the
+        chunked fused loss."""
+        head = base.get_output_embeddings()
+        decoder_ids = kwargs.get("decoder_input_ids")
+        if decoder_ids is None:
+            decoder_ids = base.prepare_decoder_input_ids_from_labels(labels=labels)
+        head.forward = _passthrough  # type: ignore[method-assign]
+        try:
+            out = base(
+                encoder_outputs=encoded,
+                attention_mask=batch.attention_mask,
+                decoder_input_ids=decoder_ids,
+                decoder_attention_mask=kwargs.get("decoder_attention_mask"),
+            )
+        finally:
+            del head.forward
+        loss = linear_cross_entropy(out.logits, head.weight, labels, getattr(head, "bias", None))
+        return HostOutput(loss=loss, encoder_hidden_states=batch.to_input(encoded.last_hidden_state))
 
     def generate(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> torch.Tensor:
         encoded = self.encode(base, batch)

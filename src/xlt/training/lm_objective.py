@@ -68,10 +68,11 @@ def lm_objective(model: XLTModel, plan: Plan, config: ObjectiveConfig, head: Mas
 
 
 def _model_loss(plan: Plan, seq2seq: bool) -> Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, int]]:
-    """The model's own loss on a teacher-forced batch; weighted by the tokens read (and written, for seq2seq)."""
+    """The model's own loss on a teacher-forced batch, without materialising its logits (the vocabulary's
+    softmax in chunks fused with the LM head); weighted by the tokens read (and written, for seq2seq)."""
 
     def loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"])
+        out = module.model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"], logits=False)
         tokens = batch["attention_mask"].sum() + ((batch["labels"] != -100).sum() if seq2seq else 0)
         return out.loss, int(tokens)
 

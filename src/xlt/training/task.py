@@ -369,7 +369,8 @@ def _fit(
         route: dict[str, Any] = {"plan": plan}
         if cycled:
             route = {"plans": [cycled[int(i)] for i in batch["language"]]}
-        out = module.model(batch["input_ids"], batch["attention_mask"], **route, labels=batch["labels"])
+        # Text to text: the loss alone, over the vocabulary in fused chunks (heads ignore the option).
+        out = module.model(batch["input_ids"], batch["attention_mask"], **route, labels=batch["labels"], logits=False)
         return out.loss, int(batch["attention_mask"].sum())
 
     def evaluate() -> dict[str, float]:
