@@ -173,8 +173,11 @@ def test_each_missing_required_key_is_named(tmp_path, capsys, missing):
     [
         ({"targets": []}, ["targets: the list is empty"], ["give at least one language code"]),
         ({"workerz": 2}, ["workerz: unknown key"], ["allowed in the config:", "workers"]),
-        ({"task_training": {"train": {"lr": "fast"}}}, ["task_training.train.lr: 'fast' is not allowed"],
-         ["allowed: float or null"]),
+        (
+            {"task_training": {"train": {"lr": "fast"}}},
+            ["task_training.train.lr: 'fast' is not allowed"],
+            ["allowed: float or null"],
+        ),
         ({"preset": "turbo"}, ["preset: 'turbo' is not allowed"], ["allowed: 'fast', 'paper'"]),
         ({"tasks": {"a/b": "builtin"}}, ["tasks: name 'a/b'"], ["may hold only letters, digits"]),
         ({"tasks": {"..": "builtin"}}, ["tasks: name '..'"], ["may hold only letters, digits"]),
@@ -206,9 +209,25 @@ def test_each_missing_required_key_is_named(tmp_path, capsys, missing):
             ["give a list of shell lines"],
         ),
     ],
-    ids=["no-targets", "unknown-key", "deep-type", "preset", "task-slash", "task-dotdot", "task-hidden",
-         "language-code", "source", "custom-configuration", "executor", "executor-option", "executor-value",
-         "slurm-cluster", "local-option", "ray-negative", "slurm-setup"],
+    ids=[
+        "no-targets",
+        "unknown-key",
+        "deep-type",
+        "preset",
+        "task-slash",
+        "task-dotdot",
+        "task-hidden",
+        "language-code",
+        "source",
+        "custom-configuration",
+        "executor",
+        "executor-option",
+        "executor-value",
+        "slurm-cluster",
+        "local-option",
+        "ray-negative",
+        "slurm-setup",
+    ],
 )
 def test_a_wrong_key_or_name_is_refused_before_anything(tmp_path, capsys, change, problem, fix):
     path = write_config(tmp_path / "m.yaml", {**MINIMAL, **change})
@@ -330,12 +349,17 @@ def test_a_bad_option_is_refused(copy, capsys, argv, problem, fix):
 
 
 @pytest.mark.parametrize(("executor", "module", "extra"), [("ray", "ray", "ray"), ("slurm", "submitit", "slurm")])
-def test_an_executor_without_its_dependency_is_refused_before_anything(copy, capsys, monkeypatch, executor, module,
-                                                                       extra):
+def test_an_executor_without_its_dependency_is_refused_before_anything(
+    copy, capsys, monkeypatch, executor, module, extra
+):
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
     before = snapshot(copy)
-    refused(capsys, ["matrix", copy / "m.yaml", "--executor", executor], [f"executor: {executor} needs"],
-            [f"pip install 'xlt[{extra}]'"])
+    refused(
+        capsys,
+        ["matrix", copy / "m.yaml", "--executor", executor],
+        [f"executor: {executor} needs"],
+        [f"pip install 'xlt[{extra}]'"],
+    )
     unchanged(copy, before)
 
 
@@ -464,8 +488,13 @@ def test_an_unwritable_output_dir_is_one_line_and_keeps_the_results(copy, tmp_pa
 
     before = snapshot(tmp_path)
     monkeypatch.setattr(os, "replace", full)
-    refused(capsys, ["matrix", config, "--report", "false"], ["No space left on device", str(out / "results.jsonl")],
-            ["free space, fix permissions or choose another path"], alone=False)
+    refused(
+        capsys,
+        ["matrix", config, "--report", "false"],
+        ["No space left on device", str(out / "results.jsonl")],
+        ["free space, fix permissions or choose another path"],
+        alone=False,
+    )
     monkeypatch.undo()
     assert (out / "results.jsonl").read_bytes() == results
     assert not [p for p in out.rglob("*") if p.name.startswith(".xlt-tmp-")]
@@ -481,8 +510,9 @@ def test_a_broken_line_in_the_store_names_file_and_line(copy, capsys):
     lines[2] = lines[2][: len(lines[2]) // 2]  # a line cut half-way
     path.write_text("\n".join(lines) + "\n")
     before = snapshot(copy)
-    refused(capsys, ["matrix", copy / "m.yaml"], [f"{path}, line 3: not a result row"],
-            ["delete that line and run again"])
+    refused(
+        capsys, ["matrix", copy / "m.yaml"], [f"{path}, line 3: not a result row"], ["delete that line and run again"]
+    )
     unchanged(copy, before)
 
 
@@ -490,8 +520,9 @@ def test_a_damaged_matrix_json_is_refused(copy, capsys):
     path = copy / "out" / "matrix.json"
     path.write_text(path.read_text()[:-40])
     before = snapshot(copy)
-    refused(capsys, ["matrix", copy / "m.yaml"], [str(path), "is damaged"],
-            ["restore it, or use another output directory"])
+    refused(
+        capsys, ["matrix", copy / "m.yaml"], [str(path), "is damaged"], ["restore it, or use another output directory"]
+    )
     unchanged(copy, before)
 
 
@@ -574,7 +605,10 @@ def test_a_cell_without_test_data_fails_alone_with_exit_1(copy, capsys):
     assert "xlt: error:" not in captured.err
     assert [line for line in captured.err.splitlines() if line.startswith("cell toy/en->sk TA:")], captured.err[-2000:]
     assert {r["target"]: r["status"] for r in rows(copy / "out") if r["configuration"] == "TA"} == {
-        "en": "ok", "de": "ok", "sk": "error"}
+        "en": "ok",
+        "de": "ok",
+        "sk": "error",
+    }
     unchanged(copy, before, (copy / "out",))
 
 
@@ -602,8 +636,12 @@ def test_report_never_writes_into_a_users_directory(copy, tmp_path, capsys):
     mine.mkdir()
     (mine / "report.md").write_text("# my report\n")
     before = snapshot(tmp_path)
-    refused(capsys, ["report", copy / "out", "--out", mine], [str(mine), "not empty", "holds no report of xlt's"],
-            ["give a new or empty directory"])
+    refused(
+        capsys,
+        ["report", copy / "out", "--out", mine],
+        [str(mine), "not empty", "holds no report of xlt's"],
+        ["give a new or empty directory"],
+    )
     unchanged(tmp_path, before)
 
     fresh = tmp_path / "fresh"
@@ -618,8 +656,12 @@ def test_report_never_writes_into_a_users_directory(copy, tmp_path, capsys):
 def test_report_on_a_directory_without_results(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     before = snapshot(tmp_path)
-    refused(capsys, ["report", tmp_path / "empty"], ["holds no matrix results", "matrix.json is missing"],
-            ["run `xlt matrix CONFIG` first"])
+    refused(
+        capsys,
+        ["report", tmp_path / "empty"],
+        ["holds no matrix results", "matrix.json is missing"],
+        ["run `xlt matrix CONFIG` first"],
+    )
     unchanged(tmp_path, before)
 
 
@@ -634,8 +676,12 @@ def test_inspect_a_rep_without_weights(base, tmp_path, capsys):
 def test_inspect_a_directory_that_holds_no_rep(tmp_path, capsys):
     (tmp_path / "nothing").mkdir()
     before = snapshot(tmp_path)
-    refused(capsys, ["inspect", tmp_path / "nothing"], ["holds neither xlt_rep.json"],
-            ["point at the directory a rep or adapter was saved to"])
+    refused(
+        capsys,
+        ["inspect", tmp_path / "nothing"],
+        ["holds neither xlt_rep.json"],
+        ["point at the directory a rep or adapter was saved to"],
+    )
     unchanged(tmp_path, before)
 
 
@@ -643,8 +689,21 @@ def test_train_language_refuses_an_unknown_code(tmp_path, capsys):
     corpus = th.lm_corpus(tmp_path / "xx.txt", documents=10)
     out = tmp_path / "run"
     before = snapshot(tmp_path)
-    argv = ["train-language", "--language", "xx", "--kind", "prompt", "--corpus.files", f'["{corpus}"]',
-            "--output_dir", out, "--model", "/nonexistent/no-model", "--train.steps", "1"]
+    argv = [
+        "train-language",
+        "--language",
+        "xx",
+        "--kind",
+        "prompt",
+        "--corpus.files",
+        f'["{corpus}"]',
+        "--output_dir",
+        out,
+        "--model",
+        "/nonexistent/no-model",
+        "--train.steps",
+        "1",
+    ]
     refused(capsys, argv, ["unknown language code 'xx'"], ["register_language"])
     unchanged(tmp_path, before)
     assert not out.exists()
@@ -653,23 +712,49 @@ def test_train_language_refuses_an_unknown_code(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "problem", "fix"),
     [
-        (["--alignment", "{pairs: missing.jsonl, source: en, teacher: null, config: {}}"],
-         ["parallel text", "missing.jsonl", "cannot read it"], []),
-        (["--alignment", "{pairs: bad.jsonl, source: en, teacher: null, config: {}}"],
-         ["bad.jsonl:3", "each line must be"], ["both strings non-empty"]),
-        (["--alignment", "{pairs: pairs.jsonl, source: de, teacher: null, config: {}}"],
-         ["pairs.jsonl:1", 'each line must be {"de": str'], []),
-        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: en/prompt, config: {}}"],
-         ["alignment teacher 'en/prompt' is not in the model's bank"], ["load or train the source's"]),
-        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {weight: 0}}"],
-         ["alignment.weight must be > 0"], []),
-        (["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {lm_weight: .inf}}"],
-         ["alignment.lm_weight must be a finite number"], []),
+        (
+            ["--alignment", "{pairs: missing.jsonl, source: en, teacher: null, config: {}}"],
+            ["parallel text", "missing.jsonl", "cannot read it"],
+            [],
+        ),
+        (
+            ["--alignment", "{pairs: bad.jsonl, source: en, teacher: null, config: {}}"],
+            ["bad.jsonl:3", "each line must be"],
+            ["both strings non-empty"],
+        ),
+        (
+            ["--alignment", "{pairs: pairs.jsonl, source: de, teacher: null, config: {}}"],
+            ["pairs.jsonl:1", 'each line must be {"de": str'],
+            [],
+        ),
+        (
+            ["--alignment", "{pairs: pairs.jsonl, source: en, teacher: en/prompt, config: {}}"],
+            ["alignment teacher 'en/prompt' is not in the model's bank"],
+            ["load or train the source's"],
+        ),
+        (
+            ["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {weight: 0}}"],
+            ["alignment.weight must be > 0"],
+            [],
+        ),
+        (
+            ["--alignment", "{pairs: pairs.jsonl, source: en, teacher: null, config: {lm_weight: .inf}}"],
+            ["alignment.lm_weight must be a finite number"],
+            [],
+        ),
         (["--name", "../../escape"], ["invalid rep name '../../escape'"], ["letters, digits"]),
         (["--name", ""], ["invalid rep name ''"], ["letters, digits"]),
     ],
-    ids=["missing-pairs", "bad-line", "no-source-field", "absent-teacher", "zero-weight", "inf-weight",
-         "escaping-name", "empty-name"],
+    ids=[
+        "missing-pairs",
+        "bad-line",
+        "no-source-field",
+        "absent-teacher",
+        "zero-weight",
+        "inf-weight",
+        "escaping-name",
+        "empty-name",
+    ],
 )
 def test_train_language_refuses_bad_alignment_and_names(extra, problem, fix, tmp_path, capsys, monkeypatch):
     from matrix_helpers import save_model
@@ -682,9 +767,44 @@ def test_train_language_refuses_bad_alignment_and_names(extra, problem, fix, tmp
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     before = snapshot(tmp_path)
-    argv = ["train-language", "--language", "sk", "--kind", "prompt", "--corpus.files", f'["{corpus}"]',
-            "--rep", "{num_virtual_tokens: 2, init: vocab}", "--output_dir", out, "--model", model,
-            "--train.steps", "1", "--train.progress", "false", "--train.tensorboard", "false", *extra]
+    argv = [
+        "train-language",
+        "--language",
+        "sk",
+        "--kind",
+        "prompt",
+        "--corpus.files",
+        f'["{corpus}"]',
+        "--rep",
+        "{num_virtual_tokens: 2, init: vocab}",
+        "--output_dir",
+        out,
+        "--model",
+        model,
+        "--train.steps",
+        "1",
+        "--train.progress",
+        "false",
+        "--train.tensorboard",
+        "false",
+        *extra,
+    ]
     refused(capsys, argv, problem, fix, alone=False)
     unchanged(tmp_path, before)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("training", "problem"),
+    [
+        ({"length_buckets": -1}, ["task_training.length_buckets must be >= 0", "0: no buckets"]),
+        ({"length_buckets": "many"}, ["task_training.length_buckets: 'many' is not allowed", "int or null"]),
+        ({"train": {"precision": "fp16"}}, ["precision must be 'auto', 'fp32' or 'bf16'", "NaN on mT5"]),
+    ],
+    ids=["negative-buckets", "word-buckets", "fp16"],
+)
+def test_speed_settings_are_checked_before_anything_runs(tmp_path, capsys, training, problem):
+    path = write_config(tmp_path / "m.yaml", {**MINIMAL, "task_training": training})
+    before = snapshot(tmp_path)
+    refused(capsys, ["matrix", path], problem, [])
+    unchanged(tmp_path, before)

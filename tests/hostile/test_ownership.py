@@ -303,8 +303,17 @@ def exercise(
 ISSUE_TREES = [
     # the issue's cases: a user's look-alike temporaries beside the target, and inside it
     ([("file", ".bashrc.old-2023", b"alias ll='ls -l'\n", 0o644), ("dir", ".cache.old-31337", 0o700, [])], (0, True)),
-    ([("dir", "xlt-out", 0o755, [("file", ".bashrc.old-2023", b"x", 0o600), ("dir", ".cache.old-31337", 0o755, [])])],
-     (1, False)),
+    (
+        [
+            (
+                "dir",
+                "xlt-out",
+                0o755,
+                [("file", ".bashrc.old-2023", b"x", 0o600), ("dir", ".cache.old-31337", 0o755, [])],
+            )
+        ],
+        (1, False),
+    ),
     # a user's report.md in --out
     ([("dir", "xlt-out", 0o755, [("file", "report.md", b"# my notes\n", 0o644)])], (1, False)),
     # a look-alike of xlt's own temporary, of a writer that no longer runs, made by the user
@@ -405,8 +414,15 @@ def test_training_run_leaves_user_files_alone(trainer, sandbox, write_audit):
 
 @pytest.mark.parametrize(
     "entry",
-    ["save_rep", "export_peft_prompt", "export_adapterhub", "claim_output_dir", "result_store", "publish",
-     "train_language"],
+    [
+        "save_rep",
+        "export_peft_prompt",
+        "export_adapterhub",
+        "claim_output_dir",
+        "result_store",
+        "publish",
+        "train_language",
+    ],
 )
 def test_a_users_lookalike_of_a_dead_temporary_is_kept(entry, model, matrix_dir, trainer, sandbox, write_audit):
     """A user's ``.xlt-tmp-DEAD-deadbeef-foo`` in the output directory is theirs: the command refuses (the
@@ -420,8 +436,14 @@ def test_a_users_lookalike_of_a_dead_temporary_is_kept(entry, model, matrix_dir,
 
 def test_a_users_matrix_lock_is_kept(model, matrix_dir, sandbox, write_audit):
     write = entry_points(model, matrix_dir)["result_store"][0]
-    exercise(sandbox, write_audit, [("dir", "xlt-out", 0o755, [("file", ".matrix.lock", b"mine\n", 0o644)])],
-             (1, False), write, False)
+    exercise(
+        sandbox,
+        write_audit,
+        [("dir", "xlt-out", 0o755, [("file", ".matrix.lock", b"mine\n", 0o644)])],
+        (1, False),
+        write,
+        False,
+    )
 
 
 def test_replacing_an_empty_directory_keeps_its_mode(model, tmp_path):
@@ -515,8 +537,9 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return world(tmp_path_factory.mktemp("escape-world"), languages=["en", "sk"])
 
 
-@pytest.mark.parametrize("where", ["language", "language-only-registered", "task", "custom-configuration", "source",
-                                   "target", "corpus"])
+@pytest.mark.parametrize(
+    "where", ["language", "language-only-registered", "task", "custom-configuration", "source", "target", "corpus"]
+)
 def test_escaping_names_are_refused_before_any_write(where, small_world, tmp_path, write_audit, capsys, monkeypatch):
     deep = tmp_path / "a" / "b" / "c"
     deep.mkdir(parents=True)

@@ -82,8 +82,9 @@ def test_without_gradients_only_the_loss():
 
 
 def test_chunk_rows_keep_a_chunk_under_its_budget():
-    assert chunk_rows(250_112) == 67  # 64 MiB of float32 logits over mT5's vocabulary
-    assert chunk_rows(10**9) == 1
+    assert chunk_rows(250_112) == 268  # 256 MiB of float32 logits over mT5's vocabulary
+    assert chunk_rows(32_000) == 2097
+    assert chunk_rows(10**9) == 256  # never fewer rows than a chunk needs to read the head efficiently
 
 
 def lm_batch(arch: str) -> dict[str, torch.Tensor]:

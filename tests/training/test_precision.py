@@ -10,7 +10,9 @@ import torch
 import training_helpers as th
 
 import xlt.training.language as language_module
+import xlt.training.precision as precision_module
 from xlt.errors import XLTError
+from xlt.records import jsonable
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, train_language
 from xlt.training.lm_objective import ObjectiveConfig
@@ -71,3 +73,42 @@ def test_bf16_runs_after_an_fp32_run(tmp_path, monkeypatch, arch, kind):
     assert any(not torch.equal(bf16_rep[k], fp32_rep[k]) for k in fp32_rep)  # bf16 did change the arithmetic
     # the two precisions agree to bf16 accuracy
     assert history == pytest.approx([h["loss"] for h in fp32["history"]], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True), ({"asimd", "bf16"}, True)],
+)
+def test_auto_is_bf16_only_on_a_cpu_with_bf16_matrix_instructions(monkeypatch, flags, native):
+    monkeypatch.setattr(precision_module, "_cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision_module.native_bf16("cpu") is native
+    assert precision_module.resolve("auto") == ("bf16" if native else "fp32")
+    assert TrainConfig().precision == ("bf16" if native else "fp32")  # resolved where the settings are read
+    assert TrainConfig(precision="fp32").precision == "fp32"  # exact reproduction stays available
+
+
+@pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_auto_is_bf16_on_a_gpu_with_bf16_tensor_cores(monkeypatch, capability, native):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(precision_module, "_cpu_flags", lambda: frozenset())
+    assert precision_module.resolve("auto") == ("bf16" if native else "fp32")
+
+
+def test_this_machines_default_is_recorded_resolved():
+    """A run records the precision it computed in, never "auto": a run directory made before the default became
+    "auto" on a machine without native bf16 (this one) keeps matching its record."""
+    config = TrainConfig()
+    assert config.precision == precision_module.resolve("auto") and config.precision != "auto"
+    assert jsonable(config)["precision"] == config.precision
+    if not precision_module.native_bf16(DEVICE):
+        assert config.precision == "fp32"
+
+
+@pytest.mark.parametrize(("precision", "enabled"), [("fp32", False), ("bf16", True)])
+def test_evaluation_autocast_follows_the_resolved_precision(precision, enabled):
+    with precision_module.autocast(precision, "cpu"):
+        assert torch.is_autocast_enabled("cpu") is enabled
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert y.dtype == (torch.bfloat16 if enabled else torch.float32)

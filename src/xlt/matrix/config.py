@@ -84,9 +84,19 @@ class LanguageTraining(RepTraining):
 
 @dataclass
 class TaskTraining(RepTraining):
-    """How task representations are trained (once per task, source, configuration and seed)."""
+    """How task representations are trained (once per task, source, configuration and seed).
+
+    ``length_buckets``: training batches drawn from rows of similar length in up to this many buckets (0 or
+    None: random batches, as matrices started before buckets existed resume with)."""
 
     max_length: int = 128
+    length_buckets: int | None = 8
+
+    def __post_init__(self) -> None:
+        if self.length_buckets is not None and self.length_buckets < 0:
+            raise ConfigError(f"task_training.length_buckets must be >= 0 (0: no buckets), got {self.length_buckets}")
+        if self.length_buckets == 0:  # recorded as None: a matrix without buckets reads as one made before them
+            self.length_buckets = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from xlt.records import jsonable
 from xlt.tasks.base import Task
 from xlt.tasks.data import Example
 from xlt.tasks.metrics import unseen_labels
+from xlt.training.precision import autocast
 from xlt.training.task import TaskFormat, rep_record
 
 
@@ -160,10 +161,12 @@ class Evaluation:
         )
         start = time.perf_counter()
         mixed: dict[str, dict[str, float]] = {}
-        if conf.ensemble:
-            predictions, texts, mixed = self._predict_ensemble(fmt, task_rep, rows, members)  # type: ignore[arg-type]
-        else:
-            predictions, texts = self._predict(fmt, conf, task_rep, rows)
+        # Evaluation computes in the precision its task representations trained in (bf16 where it pays).
+        with autocast(self.config.task_training.train.precision, model.device):
+            if conf.ensemble:
+                predictions, texts, mixed = self._predict_ensemble(fmt, task_rep, rows, members)  # type: ignore[arg-type]
+            else:
+                predictions, texts = self._predict(fmt, conf, task_rep, rows)
         seconds = time.perf_counter() - start
         out = list(errors)
         reps = {"task": self._identity(task_rep)}

@@ -638,6 +638,7 @@ class Matrix(LanguageModelling):
                 train=dataclasses.replace(self._train(c.train), seed=group.seed),
                 name=name,
                 cycle_language_reps=[str(conf.language_rep(lang)) for lang in cycled],
+                length_buckets=c.length_buckets,
             )
             languages = cycled or ([group.source] if conf.language else [])
             needs = [self._language_dir(lang, str(conf.language)) / "rep" for lang in languages]

@@ -33,6 +33,7 @@ from xlt.training.checkpoint import (
     trainable_weights,
 )
 from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
+from xlt.training.precision import CHOICES, resolve
 from xlt.training.utilisation import Utilisation, counting, utilisation
 
 Batch = dict[str, torch.Tensor]
@@ -56,7 +57,9 @@ class TrainConfig:
             1e-3); a head alone (a probe) takes ``lr``.
         weight_decay: weight decay.
         warmup_steps: linear warm-up steps before the linear decay.
-        precision: "fp32" or "bf16" (fp16 is refused: it gives NaN on mT5).
+        precision: "auto" (bf16 autocast where the training device multiplies bf16 natively, else fp32; resolved
+            here, so the run records what it computes in: ``xlt.training.precision``), "fp32" or "bf16" (fp16 is
+            refused: it gives NaN on mT5).
         eval_every: evaluate (and keep the best weights) every N steps; 0 disables.
         early_stopping_patience: stop after N evaluations without improvement.
         checkpoint_every: write a resumable checkpoint every N steps; 0 disables.
@@ -77,7 +80,7 @@ class TrainConfig:
     head_lr: float | None = None
     weight_decay: float | None = None
     warmup_steps: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     eval_every: int = 1000
     early_stopping_patience: int | None = None
     checkpoint_every: int = 1000
@@ -89,8 +92,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise XLTError(f"precision must be 'fp32' or 'bf16', got {self.precision!r} (fp16 overflows to NaN on mT5)")
+        if self.precision not in CHOICES:
+            raise XLTError(
+                f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r} (fp16 overflows to NaN on mT5)"
+            )
+        self.precision = resolve(self.precision)
         for name in ("steps", "batch_size", "gradient_accumulation"):
             if getattr(self, name) < 1:
                 raise XLTError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -24,9 +24,11 @@ from xlt.reps.registry import role_kind
 from xlt.tasks.base import Task, check_template
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
+from xlt.training.buckets import bucket_bounds, bucketed_epochs, padded_to_bounds
 from xlt.training.data import micro_batches
 from xlt.training.ensemble import entropy_minimised
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
+from xlt.training.precision import training_device
 from xlt.training.probe_fit import fit_probe, fits_converged, spelled_out
 from xlt.training.run import claim_output_dir, finish, jsonable
 
@@ -60,6 +62,9 @@ class TaskRun:
         cycle_language_reps: language representations in the model (frozen) that the language slot cycles
             through during training, one per training row in turn (target-language-ready training); empty: the
             slot holds ``language_rep`` only. Development data is always scored with ``language_rep``.
+        length_buckets: micro-batches are drawn from rows of similar length, in up to this many buckets chosen
+            from the training data, and on a GPU padded to their bucket's bound (``xlt.training.buckets``); None
+            or 0: random batches padded to their longest row, as runs made before buckets existed.
     """
 
     task: str
@@ -79,6 +84,13 @@ class TaskRun:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str | None = None
     cycle_language_reps: list[str] = field(default_factory=list)
+    length_buckets: int | None = 8
+
+    def __post_init__(self) -> None:
+        if self.length_buckets is not None and self.length_buckets < 0:
+            raise XLTError(f"length_buckets must be >= 0 (0: no buckets), got {self.length_buckets}")
+        if self.length_buckets == 0:  # recorded as None: a run without buckets reads as one made before them
+            self.length_buckets = None
 
     def file_task(self) -> Task:
         """The text-classification task this run's files describe (its dev file serves as test file too)."""
@@ -127,6 +139,9 @@ class TaskFormat:
         self.eos = self.tok.eos_token_id
         self.source, self.num_beams = source, num_beams
         self._max_new_tokens = max_new_tokens
+        # Whether a batch's labels align with its input positions (a decoder's text, a token head's tags), and are
+        # padded with it; an encoder-decoder's labels are its decoder's.
+        self.token_labels = self.host.family != "encoder_decoder"
 
     def _source(self, example: Example) -> list[int]:
         text = self.task.doc_to_text(example)
@@ -221,10 +236,14 @@ class TaskFormat:
 def dev_score(
     fmt: TaskFormat, rows: Sequence[Example], plan: Plan, batch_size: int, language: str | None = None
 ) -> dict[str, float]:
-    """The task's metrics on dev examples (in ``language``), predicted ``batch_size`` at a time."""
-    predictions: list[Any] = []
-    for i in range(0, len(rows), batch_size):
-        predictions += fmt.predict(rows[i : i + batch_size], plan)
+    """The task's metrics on dev examples (in ``language``), predicted ``batch_size`` at a time, shortest input
+    first so that a batch pads little (each row's prediction does not depend on its batch)."""
+    order = sorted(range(len(rows)), key=lambda i: len(fmt.task.doc_to_text(rows[i])))
+    predictions: list[Any] = [None] * len(rows)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for i, prediction in zip(chunk, fmt.predict([rows[i] for i in chunk], plan), strict=True):
+            predictions[i] = prediction
     return fmt.task.scores_in(predictions, [fmt.task.reference(e) for e in rows], language)
 
 
@@ -376,15 +395,22 @@ def _fit(
     def evaluate() -> dict[str, float]:
         return {metric: dev_score(fmt, data.dev, plan, max(micro, 8), run.source_language)[metric]}
 
+    collate, examples = fmt.collate, lambda: epochs(data.train, run.train.seed)
+    if run.length_buckets and len(data.train) >= 2 * micro:
+        lengths = [fmt.collate([row])["input_ids"].shape[1] for row in data.train]
+        bounds = bucket_bounds(lengths, run.length_buckets)
+        if training_device().type == "cuda":
+            collate = padded_to_bounds(fmt.collate, bounds, fmt.pad, fmt.token_labels)
+        examples = lambda: bucketed_epochs(data.train, lengths, bounds, micro, run.train.seed)  # noqa: E731
     if cycled:
         batches = micro_batches(
-            lambda: cycling(epochs(data.train, run.train.seed), len(cycled)),
-            lambda rows, rng: with_languages(fmt.collate, rows, rng),
+            lambda: cycling(examples(), len(cycled)),
+            lambda rows, rng: with_languages(collate, rows, rng),
             micro,
             run.train.seed,
         )
     else:
-        batches = micro_batches(lambda: epochs(data.train, run.train.seed), fmt.collate, micro, run.train.seed)
+        batches = micro_batches(examples, collate, micro, run.train.seed)
     trainable: dict[str, nn.Module] = {name: rep}
     return train(
         config=run.train,
