@@ -799,7 +799,7 @@ def test_train_language_refuses_bad_alignment_and_names(extra, problem, fix, tmp
     [
         ({"length_buckets": -1}, ["task_training.length_buckets must be >= 0", "0: no buckets"]),
         ({"length_buckets": "many"}, ["task_training.length_buckets: 'many' is not allowed", "int or null"]),
-        ({"train": {"precision": "fp16"}}, ["precision must be 'auto', 'fp32' or 'bf16'", "NaN on mT5"]),
+        ({"train": {"precision": "fp16"}}, ["task_training.train.precision: 'fp16' is not allowed", "'auto', 'fp32'"]),
     ],
     ids=["negative-buckets", "word-buckets", "fp16"],
 )
