@@ -74,6 +74,8 @@ def test_an_ensemble_configuration_runs_in_a_matrix(tmp_path):
         assert set(language["ensemble_of"]) == others
         assert sum(language["mean_weights"].values()) == pytest.approx(1.0, abs=1e-3)
         assert cell["reps"]["task"] == by[("SLP+TA", target)]["reps"]["task"]
+        assert cell["utilisation"] is None  # a mixture's members are not counted
+        assert by[("SLP+TA", target)]["utilisation"]["flops_per_token"] > 0
     assert all(by[("SLP+TP-ens", t)]["status"] == "ok" for t in ("en", "de", "sk"))
 
 

@@ -3,6 +3,7 @@ own target's plan), scored per cell with the task's metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from xlt.tasks.data import Example
 from xlt.tasks.metrics import unseen_labels
 from xlt.training.precision import autocast
 from xlt.training.task import TaskFormat, rep_record
+from xlt.training.utilisation import Utilisation, counting, utilisation
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Evaluation:
     _hashes: dict[str, str]
     log: Any
     out: Path
+    _flops_per_token: float | None = None
 
     @property
     def model(self) -> XLTModel:
@@ -160,6 +163,7 @@ class Evaluation:
             num_beams=getattr(generation, "num_beams", 1),
         )
         start = time.perf_counter()
+        self._flops_per_token = None
         mixed: dict[str, dict[str, float]] = {}
         # Evaluation computes in the precision its task representations trained in (bf16 where it pays).
         with autocast(self.config.task_training.train.precision, model.device):
@@ -168,6 +172,9 @@ class Evaluation:
             else:
                 predictions, texts = self._predict(fmt, conf, task_rep, rows)
         seconds = time.perf_counter() - start
+        used = self._utilisation(fmt.tokens_read, seconds)
+        if used is not None:
+            self.log(f"evaluated {group.task}/{group.source} {conf.name} on {len(rows)} examples: {used.line()}")
         out = list(errors)
         reps = {"task": self._identity(task_rep)}
         train_s = self._seconds(self._task_dir(group)) if task_rep else 0.0
@@ -188,12 +195,21 @@ class Evaluation:
                     "examples": count,
                     "unseen_labels": unseen.to_dict(),
                     "time_s": {"task_train": round(train_s, 3), "eval": round(seconds * count / len(rows), 3)},
+                    "utilisation": used.to_dict() if used is not None else None,
                     "reps": {**reps, "language": self._language_identity(language_rep, composed, mixed, target)},
                     "model": model.fingerprint.name,
                     "inputs": self._cell_inputs(group, target),
                 }
             )
         return out
+
+    def _utilisation(self, tokens: int, seconds: float) -> Utilisation | None:
+        """The evaluation's FLOPs per input token (counted on its first batch), its rate and their share of the
+        device's measured peak in the precision it ran in; None where nothing was counted (ensembles)."""
+        if self._flops_per_token is None or seconds <= 0:
+            return None
+        precision = self.config.task_training.train.precision
+        return utilisation(self._flops_per_token, tokens / seconds, self.model.device, precision)
 
     def _keep_outputs(
         self, group: TaskGroup, target: str, task: Task, outputs: list[tuple[Any, str | None, Example]]
@@ -251,7 +267,11 @@ class Evaluation:
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             plans = [conf.test_plan(rows[i][0], task_rep, fmt.source) for i in chunk]
-            found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
+            # The first batch's FLOPs per input token stand for the rest (counting slows a batch a little).
+            with counting() if start == 0 else contextlib.nullcontext() as counted:
+                found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
+            if counted is not None and fmt.tokens_read:
+                self._flops_per_token = counted() / fmt.tokens_read
             for i, p, text in zip(chunk, found, generated, strict=True):
                 predictions[i], texts[i] = p, text
         return predictions, texts

@@ -142,6 +142,8 @@ class TaskFormat:
         # Whether a batch's labels align with its input positions (a decoder's text, a token head's tags), and are
         # padded with it; an encoder-decoder's labels are its decoder's.
         self.token_labels = self.host.family != "encoder_decoder"
+        # Input tokens read by ``outputs`` so far (prompts excluded): evaluation's throughput counts them.
+        self.tokens_read = 0
 
     def _source(self, example: Example) -> list[int]:
         text = self.task.doc_to_text(example)
@@ -195,11 +197,13 @@ class TaskFormat:
         device = self.model.device
         if self.host.supports_heads:
             batch = self.task.encode(self.tok, rows, self.labels, self.max_length, train=False)
+            self.tokens_read += int(batch.attention_mask.sum())
             # A row of the head's batch (a window of a long context) runs under its example's plan.
             route = {"plan": plan} if plans is None else {"plans": [plans[i] for i in batch.example]}
             logits = self.model(batch.input_ids.to(device), batch.attention_mask.to(device), **route).logits
             return self.task.decode(logits, batch, rows, self.labels), [None] * len(rows)
         ids, mask = pad([np.asarray(self._source(e)) for e in rows], self.pad)
+        self.tokens_read += int(mask.sum())
         route = {"plan": plan} if plans is None else {"plans": list(plans)}
         out = self.model.generate(
             ids.to(device),
