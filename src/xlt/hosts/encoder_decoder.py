@@ -105,6 +105,7 @@ class EncoderDecoderHost(Host):
             labels=labels.contiguous() if labels is not None else None,  # T5's loss calls .view on them
             decoder_input_ids=kwargs.get("decoder_input_ids"),
             decoder_attention_mask=kwargs.get("decoder_attention_mask"),
+            use_cache=False,  # one teacher-forced pass: a key/value cache would only be built and dropped
         )
         return HostOutput(
             logits=out.logits,
@@ -134,6 +135,7 @@ class EncoderDecoderHost(Host):
                 attention_mask=batch.attention_mask,
                 decoder_input_ids=decoder_ids,
                 decoder_attention_mask=kwargs.get("decoder_attention_mask"),
+                use_cache=False,
             )
         finally:
             del head.forward
