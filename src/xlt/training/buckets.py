@@ -21,7 +21,8 @@ import torch
 
 from xlt.batching import IGNORE_INDEX
 
-# Bounds are rounded up to a multiple of this (tensor-core tiles; harmless on a CPU), except the longest.
+# On a GPU bounds are rounded up to a multiple of this (tensor-core tiles), except the longest; a CPU takes the
+# quantiles as they are (rounding short inputs up to 8 tokens would merge their buckets and add padding).
 MULTIPLE = 8
 
 
