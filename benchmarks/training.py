@@ -307,10 +307,17 @@ def compare(objective: str, model: str, sides: Sequence[Side], timing: Timing, p
 
 
 # models ------------------------------------------------------------------------------------------------
-def mt5_small(layers: int) -> MT5ForConditionalGeneration:
+# --only's names: masked LM, span corruption, causal LM, task with a head, text-to-text task
+OBJECTIVES = ("masked", "span", "causal", "task", "text")
+# d_model, d_ff, heads of mT5-small and of mt0-base (the paper's model is mt0-base: 12+12 layers)
+MT5_SHAPES = {"small": (512, 1024, 6), "base": (768, 2048, 12)}
+
+
+def mt5_small(layers: int, shape: str = "small") -> MT5ForConditionalGeneration:
+    d_model, d_ff, heads = MT5_SHAPES[shape]
     config = MT5Config(
-        vocab_size=250_112, d_model=512, d_kv=64, d_ff=1024, num_layers=layers, num_decoder_layers=layers,
-        num_heads=6, feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=MT5_PAD,
+        vocab_size=250_112, d_model=d_model, d_kv=64, d_ff=d_ff, num_layers=layers, num_decoder_layers=layers,
+        num_heads=heads, feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=MT5_PAD,
         eos_token_id=MT5_EOS, decoder_start_token_id=MT5_PAD,
     )  # fmt: skip
     return MT5ForConditionalGeneration(config)
@@ -528,6 +535,14 @@ def main() -> None:
     parser.add_argument("--lm-batch", type=int, default=4, help="rows per language-modelling step")
     parser.add_argument("--task-batch", type=int, default=16, help="rows per task step")
     parser.add_argument("--mt5-layers", type=int, default=8, help="encoder and decoder layers of the mT5")
+    parser.add_argument(
+        "--only",
+        metavar="LIST",
+        help=f"comma-separated objectives to run, of {','.join(OBJECTIVES)} (default: all)",
+    )
+    parser.add_argument(
+        "--mt5-shape", choices=sorted(MT5_SHAPES), default="small", help="mT5-small's widths, or mt0-base's"
+    )
     parser.add_argument("--gpt2", default="12,768,12", help="layers,hidden,heads of the GPT-2")
     parser.add_argument(
         "--threads",
@@ -578,34 +593,43 @@ def main() -> None:
     lengths = [len(tokenizer(e.text, add_special_tokens=False)["input_ids"]) for e in examples]
 
     layers, hidden, heads = (int(x) for x in args.gpt2.split(","))
-    mt5 = mt5_small(args.mt5_layers).to(device).train()
+    mt5 = mt5_small(args.mt5_layers, args.mt5_shape).to(device).train()
     peft_model = peft.get_peft_model(
         mt5, peft.PromptTuningConfig(task_type=peft.TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=PROMPT_TOKENS)
     )
     peft_model.to(device).train()  # its prompt encoder, wherever PEFT built it
     xlt_mt5 = XLTModel(mt5, None, name="mt5-small-shaped (random)").train()
     gpt = gpt2(layers, hidden, heads).to(device).train()
-    mt5_name = f"mT5-small shape, {args.mt5_layers}+{args.mt5_layers} layers (random)"
+    shape_name = "mT5-small" if args.mt5_shape == "small" else "mt0-base"
+    mt5_name = f"{shape_name} shape, {args.mt5_layers}+{args.mt5_layers} layers (random)"
     gpt_name = f"GPT-2 shape, {layers} × {hidden}, vocab 50k (random)"
 
     rows: list[Row] = []
-    mlm_sides, mlm_note = masked_lm(e5, streams, args.lm_batch, count)
-    rows += compare("masked LM", f"{e5_name} + language adapter", mlm_sides, timing)
-    rows += compare(
-        "span corruption", f"{mt5_name} + soft prompt",
-        span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count), timing, PROMPT_TOKENS,
-    )  # fmt: skip
-    rows += compare(
-        "causal LM", f"{gpt_name} + language adapter", causal_lm(gpt, streams, args.lm_batch, count), timing
-    )
-    rows += compare(
-        "task (classification)", f"{e5_name} + task adapter and head",
-        task_encoder(e5, examples, labels, args.task_batch, count), timing,
-    )  # fmt: skip
-    rows += compare(
-        "task (text to text)", f"{mt5_name} + task prompt",
-        task_text_to_text(xlt_mt5, peft_model, tokenizer, examples, args.task_batch, count), timing, PROMPT_TOKENS,
-    )  # fmt: skip
+    wanted = set(args.only.split(",")) if args.only else set(OBJECTIVES)
+    mlm_note = "not run"
+    if "masked" in wanted:
+        mlm_sides, mlm_note = masked_lm(e5, streams, args.lm_batch, count)
+        rows += compare("masked LM", f"{e5_name} + language adapter", mlm_sides, timing)
+    if "span" in wanted:
+        rows += compare(
+            "span corruption", f"{mt5_name} + soft prompt",
+            span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count), timing, PROMPT_TOKENS,
+        )  # fmt: skip
+    if "causal" in wanted:
+        rows += compare(
+            "causal LM", f"{gpt_name} + language adapter", causal_lm(gpt, streams, args.lm_batch, count), timing
+        )
+    if "task" in wanted:
+        rows += compare(
+            "task (classification)", f"{e5_name} + task adapter and head",
+            task_encoder(e5, examples, labels, args.task_batch, count), timing,
+        )  # fmt: skip
+    if "text" in wanted:
+        rows += compare(
+            "task (text to text)", f"{mt5_name} + task prompt",
+            task_text_to_text(xlt_mt5, peft_model, tokenizer, examples, args.task_batch, count), timing,
+            PROMPT_TOKENS,
+        )  # fmt: skip
     elapsed = time.perf_counter() - STARTED
 
     precision = "fp32" if timing.autocast is None else f"{args.dtype} autocast (fp32 weights and optimiser)"

@@ -46,6 +46,7 @@ def test_a_cycled_configuration_runs_in_a_matrix(tmp_path):
     cycled = records[cycled_dir]
     assert cycled["run"]["cycle_language_reps"] == ["en/prompt", "de/prompt", "sk/prompt"]
     assert "cycle_language_reps" not in records["toy-en-slp-ta-seed42"]["run"]
+    assert {r["run"]["length_buckets"] for r in records.values()} == {8}  # the matrix's default reaches each run
     accuracy = {(r["configuration"], r["target"]): r["metrics"]["accuracy"] for r in result}
     assert all(0.0 <= v <= 1.0 for v in accuracy.values())
 
