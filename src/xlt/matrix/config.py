@@ -21,6 +21,7 @@ from xlt.paths import check_name, short
 from xlt.records import jsonable
 from xlt.reps.registry import PRESETS, RoleName, get_kind, registered
 from xlt.training.alignment import AlignmentConfig
+from xlt.training.buckets import length_buckets
 from xlt.training.corpora import CorpusConfig
 from xlt.training.lm_head_fit import check_cached_options
 from xlt.training.lm_objective import ObjectiveConfig
@@ -93,10 +94,10 @@ class TaskTraining(RepTraining):
     length_buckets: int | None = 8
 
     def __post_init__(self) -> None:
-        if self.length_buckets is not None and self.length_buckets < 0:
-            raise ConfigError(f"task_training.length_buckets must be >= 0 (0: no buckets), got {self.length_buckets}")
-        if self.length_buckets == 0:  # recorded as None: a matrix without buckets reads as one made before them
-            self.length_buckets = None
+        try:
+            self.length_buckets = length_buckets(self.length_buckets, "task_training.length_buckets")
+        except XLTError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass

@@ -20,10 +20,19 @@ import numpy as np
 import torch
 
 from xlt.batching import IGNORE_INDEX
+from xlt.errors import XLTError
 
 # On a GPU bounds are rounded up to a multiple of this (tensor-core tiles), except the longest; a CPU takes the
 # quantiles as they are (rounding short inputs up to 8 tokens would merge their buckets and add padding).
 MULTIPLE = 8
+
+
+def length_buckets(value: int | None, key: str = "length_buckets") -> int | None:
+    """A ``length_buckets`` setting checked, 0 made None: a run or matrix without buckets records what one made
+    before they existed recorded (nothing), so that it still matches its record."""
+    if value is not None and value < 0:
+        raise XLTError(f"{key} must be >= 0 (0: no buckets), got {value}")
+    return value or None
 
 
 def bucket_bounds(lengths: Sequence[int], buckets: int, multiple: int = MULTIPLE) -> list[int]:

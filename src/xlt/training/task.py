@@ -24,7 +24,7 @@ from xlt.reps.registry import role_kind
 from xlt.tasks.base import Task, check_template
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
-from xlt.training.buckets import MULTIPLE, bucket_bounds, bucketed_epochs, padded_to_bounds
+from xlt.training.buckets import MULTIPLE, bucket_bounds, bucketed_epochs, length_buckets, padded_to_bounds
 from xlt.training.data import micro_batches
 from xlt.training.ensemble import entropy_minimised
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
@@ -87,10 +87,7 @@ class TaskRun:
     length_buckets: int | None = 8
 
     def __post_init__(self) -> None:
-        if self.length_buckets is not None and self.length_buckets < 0:
-            raise XLTError(f"length_buckets must be >= 0 (0: no buckets), got {self.length_buckets}")
-        if self.length_buckets == 0:  # recorded as None: a run without buckets reads as one made before them
-            self.length_buckets = None
+        self.length_buckets = length_buckets(self.length_buckets)
 
     def file_task(self) -> Task:
         """The text-classification task this run's files describe (its dev file serves as test file too)."""
