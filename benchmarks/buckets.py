@@ -48,7 +48,7 @@ def main() -> None:
     data = task.training_data("en")
     model.add_task("emoji", BottleneckConfig(reduction_factor=16), head=task.head("en"))
     fmt = TaskFormat(model, task, data.labels, 128, source="en")
-    lengths = [fmt.collate([row])["input_ids"].shape[1] for row in data.train]
+    lengths = fmt.lengths(data.train)
     bounds = bucket_bounds(lengths, args.buckets, multiple=MULTIPLE if device.type == "cuda" else 1)
     collate = fmt.collate
     if device.type == "cuda":

@@ -107,3 +107,20 @@ def test_runs_record_their_buckets_and_none_reads_as_a_run_before_them(tmp_path)
     assert differing_keys(flat(before), flat(bucketed)) == ["length_buckets"]
     with pytest.raises(XLTError, match="length_buckets must be >= 0"):
         TaskRun("t", "prompt", None, None, tmp_path, length_buckets=-2)
+
+
+def test_a_task_formats_lengths_are_its_batches_row_lengths(tmp_path):
+    import json
+
+    from xlt.tasks.text_classification import TextClassificationTask
+    from xlt.training.task import TaskFormat
+
+    lines = [{"text": " ".join(["w5"] * (i + 1)), "label": "w1" if i % 2 else "w2"} for i in range(9)]
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    task = TextClassificationTask("t", data, data, data)
+    rows = task.examples("en", "train")
+    for arch in ("gpt2", "t5", "bert"):
+        fmt = TaskFormat(XLTModel(tiny_base(arch), tiny_tokenizer()), task, ["w1", "w2"], 32, max_new_tokens=2)
+        expected = [int(fmt.collate([row])["attention_mask"].sum()) for row in rows]
+        assert fmt.lengths(rows, chunk=4) == expected and len(set(expected)) == 9

@@ -180,6 +180,20 @@ class TaskFormat:
         targets = [self._target(self.task.doc_to_target(e)) for e in rows]
         return self.host.text_to_text_batch(sources, targets, self.pad)
 
+    def lengths(self, rows: Sequence[Example], chunk: int = 512) -> list[int]:
+        """Each example's length in tokens as a training batch holds it (collated ``chunk`` at a time: a corpus of
+        hundreds of thousands of rows is tokenised in batches; an example the task splits into several batch
+        rows, such as a long QA context, takes its widest row)."""
+        out: list[int] = []
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            mask = self.collate(part)["attention_mask"]
+            if mask.shape[0] == len(part):
+                out += [int(n) for n in mask.sum(1)]
+            else:
+                out += [int(self.collate([row])["attention_mask"].sum(1).max()) for row in part]
+        return out
+
     def predict(
         self, rows: Sequence[Example], plan: Plan | None = None, plans: Sequence[Plan] | None = None
     ) -> list[Any]:
@@ -398,7 +412,7 @@ def _fit(
 
     collate, examples = fmt.collate, lambda: epochs(data.train, run.train.seed)
     if run.length_buckets and len(data.train) >= 2 * micro:
-        lengths = [fmt.collate([row])["input_ids"].shape[1] for row in data.train]
+        lengths = fmt.lengths(data.train)
         gpu = training_device().type == "cuda"
         bounds = bucket_bounds(lengths, run.length_buckets, multiple=MULTIPLE if gpu else 1)
         if gpu:
