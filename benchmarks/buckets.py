@@ -24,7 +24,7 @@ from shared import clock, device_name, e5_label, e5_model, pick_device
 from xlt import BottleneckConfig, XLTModel
 from xlt.e5 import E5_MODEL_ID
 from xlt.tasks import emoji_task
-from xlt.training.buckets import MULTIPLE, bucket_bounds, bucketed_epochs, padded_to_bounds
+from xlt.training.buckets import bucket_bounds, bucketed_epochs, padded_bounds, padded_to_bounds
 from xlt.training.task import TaskFormat, epochs
 
 SEED = 42
@@ -49,10 +49,10 @@ def main() -> None:
     model.add_task("emoji", BottleneckConfig(reduction_factor=16), head=task.head("en"))
     fmt = TaskFormat(model, task, data.labels, 128, source="en")
     lengths = fmt.lengths(data.train)
-    bounds = bucket_bounds(lengths, args.buckets, multiple=MULTIPLE if device.type == "cuda" else 1)
+    bounds = bucket_bounds(lengths, args.buckets, multiple=1)
     collate = fmt.collate
     if device.type == "cuda":
-        collate = padded_to_bounds(fmt.collate, bounds, fmt.pad, fmt.token_labels)
+        collate = padded_to_bounds(fmt.collate, padded_bounds(bounds), fmt.pad, fmt.token_labels)
     streams = {
         "random batches": lambda: epochs(data.train, SEED),
         f"{len(bounds)} length buckets": lambda: bucketed_epochs(data.train, lengths, bounds, args.batch, SEED),

@@ -39,7 +39,8 @@ for dtype in (torch.float32, torch.bfloat16):
 EOF
 
 run() {  # name, time limit (s), command...
-  local name=$1 limit=$(($2 * ${QUICK:+4}${QUICK:-1}))
+  local name=$1 limit=$2
+  [ -n "$QUICK" ] && limit=$((limit * 4))
   shift 2
   echo "==> $name" | tee "$OUT/$name.txt"
   timeout "$limit" "$@" 2>&1 | grep -v "it/s]" | tee -a "$OUT/$name.txt"

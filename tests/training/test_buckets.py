@@ -14,7 +14,7 @@ from tiny_models import batch, tiny_base, tiny_tokenizer
 from xlt import PromptConfig, XLTModel
 from xlt.errors import XLTError
 from xlt.records import differing_keys, flat, jsonable
-from xlt.training.buckets import bucket_bounds, bucketed_epochs, padded_to_bounds
+from xlt.training.buckets import bucket_bounds, bucketed_epochs, padded_bounds, padded_to_bounds
 from xlt.training.task import TaskRun
 
 LENGTHS = [3, 4, 5, 5, 6, 9, 11, 12, 17, 18, 20, 25, 30, 31, 33, 40] * 4
@@ -27,6 +27,8 @@ def test_bounds_are_rounded_quantiles_and_the_longest_fits():
     assert bucket_bounds([7, 7, 7], 8) == [7]  # one length: one bucket, not rounded past the longest
     assert bucket_bounds([], 4) == []
     assert len(bucket_bounds(list(range(1, 500)), 8)) <= 8
+    # a GPU buckets by the same bounds and pads to them rounded up to 8 (the longest kept)
+    assert padded_bounds([6, 7, 8, 9, 10, 14]) == [8, 14] and padded_bounds([]) == []
 
 
 def take(stream, n):

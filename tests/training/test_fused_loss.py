@@ -114,3 +114,37 @@ def test_a_models_loss_without_logits_equals_its_plain_loss(arch):
     assert abs(fused.loss.item() - full.loss.item()) <= 1e-6 * full.loss.item()
     for a, e in zip(torch.autograd.grad(fused.loss, trained), torch.autograd.grad(full.loss, trained), strict=True):
         assert (a - e).abs().max() <= 1e-5 * max(float(e.abs().max()), 1e-6)
+
+
+def test_an_invertible_adapters_reverse_coupling_applies_before_the_fused_loss():
+    """The LM head's pre-hook undoes a MAD-X invertible adapter's coupling: the fused loss sees what the head
+    would; a head with a forward hook of its own is computed the plain way."""
+    model = new_model("gpt2")
+    model.add_language("cs", BottleneckConfig.madx(reduction_factor=4), name="cs/invertible")
+    perturb(model)
+    trained = model.train_reps("cs/invertible")
+    rows = lm_batch("gpt2")
+    args = (rows["input_ids"], rows["attention_mask"])
+    full = model(*args, plan="cs/invertible", labels=rows["labels"])
+    fused = model(*args, plan="cs/invertible", labels=rows["labels"], logits=False)
+    assert fused.logits is None
+    assert abs(fused.loss.item() - full.loss.item()) <= 1e-6 * full.loss.item()
+    for a, e in zip(torch.autograd.grad(fused.loss, trained), torch.autograd.grad(full.loss, trained), strict=True):
+        assert (a - e).abs().max() <= 1e-5 * max(float(e.abs().max()), 1e-6)
+    handle = model.base.get_output_embeddings().register_forward_hook(lambda module, args, out: out * 2)
+    try:
+        doubled = model(*args, plan="cs/invertible", labels=rows["labels"], logits=False)
+        assert doubled.logits is not None  # not fusable: the hook's logits are the model's
+    finally:
+        handle.remove()
+
+
+def test_under_bf16_autocast_the_head_is_cast_once_and_gradients_keep_their_dtypes():
+    hidden, weight, b, targets = inputs(torch.float32, rows=16, dim=32, vocab=300)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(hidden, weight, b, targets)
+        found = linear_cross_entropy(hidden, weight, targets, b, rows=5)
+    assert found.dtype == torch.float32 and abs(found.item() - expected.item()) <= 2e-2 * expected.item()
+    for a, e in zip(grads(found, hidden, weight, b), grads(expected, hidden, weight, b), strict=True):
+        assert a.dtype == e.dtype == torch.float32
+        assert (a - e).abs().max() <= 5e-2 * e.abs().max()

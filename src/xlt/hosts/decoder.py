@@ -15,7 +15,7 @@ from xlt import batching
 from xlt.batching import IGNORE_INDEX
 from xlt.errors import XLTError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
-from xlt.hosts.lm_loss import linear_cross_entropy
+from xlt.hosts.lm_loss import fusable, head_input, linear_cross_entropy
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -89,10 +89,11 @@ class DecoderHost(Host):
         hidden = batch.to_input(out.last_hidden_state)
         head = base.get_output_embeddings()
         labels = kwargs.get("labels")
-        if labels is not None and not kwargs.get("logits", True) and isinstance(head, nn.Linear):
-            # Only positions with a label are projected, chunk by chunk, with no [tokens, vocab] logits.
+        if labels is not None and not kwargs.get("logits", True) and fusable(head):
+            # Only positions with a label are projected, chunk by chunk, with no [tokens, vocab] logits; the
+            # head's pre-hooks (an invertible adapter's reverse coupling) apply as they would in its forward.
             targets = F.pad(labels.to(hidden.device), (0, 1), value=IGNORE_INDEX)[:, 1:]
-            loss = linear_cross_entropy(hidden, head.weight, targets, getattr(head, "bias", None))
+            loss = linear_cross_entropy(head_input(head, hidden), head.weight, targets, getattr(head, "bias", None))
             return HostOutput(loss=loss, hidden_states=hidden)
         logits = head(hidden)
         loss = causal_lm_loss(logits, labels) if labels is not None else None

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -16,7 +15,7 @@ from xlt import batching
 from xlt.batching import IGNORE_INDEX
 from xlt.errors import UnsupportedError, XLTError
 from xlt.hosts.base import BottleneckSite, Host, HostOutput, LMObjective, arg
-from xlt.hosts.lm_loss import linear_cross_entropy
+from xlt.hosts.lm_loss import fusable, linear_cross_entropy
 
 if TYPE_CHECKING:
     from xlt.assembly import Assembled
@@ -93,11 +92,7 @@ class EncoderDecoderHost(Host):
         self.check_forward(kwargs.get("labels"), kwargs.get("decoder_input_ids"), has_head=False)
         encoded = self.encode(base, batch)
         labels = kwargs.get("labels")
-        if (
-            labels is not None
-            and not kwargs.get("logits", True)
-            and isinstance(base.get_output_embeddings(), nn.Linear)
-        ):
+        if labels is not None and not kwargs.get("logits", True) and fusable(base.get_output_embeddings()):
             return self._loss_only(base, batch, encoded, labels, kwargs)
         out = base(
             encoder_outputs=encoded,

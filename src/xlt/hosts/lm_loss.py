@@ -4,9 +4,10 @@ The plain computation materialises the logits of every position ([tokens, vocab]
 mT5, so 1 GB for 1,000 target tokens), then a log-softmax of the same size, and the same again in its
 backward. Here each chunk of rows is projected, reduced to its loss and turned into its gradient at once:
 ``(softmax - onehot) / n`` times the head's weight, which is the whole backward of a cross-entropy through a
-linear layer. The backward then only scales the stored gradient. Peak memory is one chunk's logits (256 MiB at
-most, or ``MIN_ROWS`` rows), the FLOPs are those of the plain forward and backward (the projection and the
-gradient's product), and positions whose label is ignored are never projected at all.
+linear layer. The backward then only scales the stored gradient. Peak memory is a few tensors of one chunk's
+logits (256 MiB of float32 each at most, or ``MIN_ROWS`` rows), the FLOPs are those of the plain forward and
+backward (the projection and the gradient's product), and positions whose label is ignored are never
+projected at all.
 
 The result is the plain ``F.cross_entropy(F.linear(h, W, b).float(), t, ignore_index=-100)`` (float64 stays
 float64): the same sum, in
@@ -21,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from xlt.batching import IGNORE_INDEX
 
@@ -55,6 +57,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(hidden) if want_h else None
         grad_w = torch.zeros_like(weight, dtype=exact) if want_w else None
         grad_b = torch.zeros_like(bias, dtype=exact) if want_b and bias is not None else None
+        dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)  # of the gradients
+        kind = hidden.device.type
+        if torch.is_autocast_enabled(kind):  # cast the head once, not twice per chunk (a frozen weight's cast
+            low = torch.get_autocast_dtype(kind)  # is never cached by autocast)
+            weight, bias = weight.to(low), bias.to(low) if bias is not None else None
         for start in range(0, hidden.shape[0], rows):
             h = hidden[start : start + rows]
             t = targets[start : start + rows]
@@ -70,14 +77,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
             grad.div_(count)
             if grad_h is not None:
-                grad_h[start : start + rows] = grad.to(weight.dtype) @ weight
+                grad_h[start : start + rows] = (grad.to(weight.dtype) @ weight).to(grad_h.dtype)
             if grad_w is not None:
-                grad_w += grad.T @ h.to(exact)
+                grad_w += (grad.T @ h.to(exact)).to(exact)
             if grad_b is not None:
                 grad_b += grad.sum(0)
         ctx.save_for_backward(*(g for g in (grad_h, grad_w, grad_b) if g is not None))
         ctx.present = (grad_h is not None, grad_w is not None, grad_b is not None)
-        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        ctx.dtypes = dtypes
         return total / count
 
     @staticmethod
@@ -88,6 +95,28 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None if g is None else (g * grad_output).to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)
         ]
         return scaled[0], scaled[1], scaled[2], None, None, None
+
+
+def fusable(head: nn.Module) -> bool:
+    """Whether the loss may bypass ``head``'s own forward: a plain linear layer with no forward hooks, no
+    keyword pre-hooks and no forward of its own set on the instance (a dispatch wrapper). Its plain pre-hooks
+    (the MAD-X invertible adapter's reverse coupling) are applied by ``head_input``."""
+    return (
+        isinstance(head, nn.Linear)
+        and not head._forward_hooks
+        and not getattr(head, "_forward_pre_hooks_with_kwargs", {})
+        and "forward" not in head.__dict__
+    )
+
+
+def head_input(head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """``hidden`` as ``head``'s forward would receive it: its forward pre-hooks applied in order."""
+    args: tuple[Any, ...] = (hidden,)
+    for hook in list(head._forward_pre_hooks.values()):
+        result = hook(head, args)
+        if result is not None:
+            args = result if isinstance(result, tuple) else (result,)
+    return args[0]
 
 
 def linear_cross_entropy(

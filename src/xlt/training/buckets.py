@@ -22,8 +22,8 @@ import torch
 from xlt.batching import IGNORE_INDEX
 from xlt.errors import XLTError
 
-# On a GPU bounds are rounded up to a multiple of this (tensor-core tiles), except the longest; a CPU takes the
-# quantiles as they are (rounding short inputs up to 8 tokens would merge their buckets and add padding).
+# A GPU pads batches to their bucket's bound rounded up to a multiple of this (tensor-core tiles); buckets
+# themselves are the data's quantiles as they are (rounding short inputs up to 8 tokens would merge them).
 MULTIPLE = 8
 
 
@@ -47,6 +47,15 @@ def bucket_bounds(lengths: Sequence[int], buckets: int, multiple: int = MULTIPLE
         quantile = ordered[max(0, math.ceil(i * len(ordered) / buckets) - 1)]
         bounds.add(min(longest, -(-quantile // multiple) * multiple))
     return sorted(bounds)
+
+
+def padded_bounds(bounds: Sequence[int], multiple: int = MULTIPLE) -> list[int]:
+    """The lengths a GPU pads ``bounds``' batches to: each rounded up to ``multiple``, the longest kept (rows are
+    bucketed by the unrounded bounds on every device, so the data order does not depend on the device)."""
+    if not bounds:
+        return []
+    longest = max(bounds)
+    return sorted({min(longest, -(-b // multiple) * multiple) for b in bounds})
 
 
 def bucketed_epochs(

@@ -24,7 +24,7 @@ from xlt.reps.registry import role_kind
 from xlt.tasks.base import Task, check_template
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
-from xlt.training.buckets import MULTIPLE, bucket_bounds, bucketed_epochs, length_buckets, padded_to_bounds
+from xlt.training.buckets import bucket_bounds, bucketed_epochs, length_buckets, padded_bounds, padded_to_bounds
 from xlt.training.data import micro_batches
 from xlt.training.ensemble import entropy_minimised
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
@@ -413,10 +413,9 @@ def _fit(
     collate, examples = fmt.collate, lambda: epochs(data.train, run.train.seed)
     if run.length_buckets and len(data.train) >= 2 * micro:
         lengths = fmt.lengths(data.train)
-        gpu = training_device().type == "cuda"
-        bounds = bucket_bounds(lengths, run.length_buckets, multiple=MULTIPLE if gpu else 1)
-        if gpu:
-            collate = padded_to_bounds(fmt.collate, bounds, fmt.pad, fmt.token_labels)
+        bounds = bucket_bounds(lengths, run.length_buckets, multiple=1)  # the same buckets on every device
+        if training_device().type == "cuda":
+            collate = padded_to_bounds(fmt.collate, padded_bounds(bounds), fmt.pad, fmt.token_labels)
         examples = lambda: bucketed_epochs(data.train, lengths, bounds, micro, run.train.seed)  # noqa: E731
     if cycled:
         batches = micro_batches(
