@@ -204,7 +204,7 @@ class Evaluation:
         return out
 
     def _utilisation(self, tokens: int, seconds: float) -> Utilisation | None:
-        """The evaluation's FLOPs per input token (counted on its first batch), its rate and their share of the
+        """The evaluation's FLOPs per input token (counted on its middle batch), its rate and their share of the
         device's measured peak in the precision it ran in; None where nothing was counted (ensembles)."""
         if self._flops_per_token is None or seconds <= 0:
             return None
@@ -264,14 +264,17 @@ class Evaluation:
         predictions: list[Any] = [None] * len(rows)
         texts: list[str | None] = [None] * len(rows)
         size = self.config.eval_batch_size
+        # The middle batch's FLOPs per input token stand for the rest (counting slows a batch a little; the rows
+        # run shortest first, so the first batch would be the least typical).
+        middle = (len(order) - 1) // size // 2 * size
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             plans = [conf.test_plan(rows[i][0], task_rep, fmt.source) for i in chunk]
-            # The first batch's FLOPs per input token stand for the rest (counting slows a batch a little).
-            with counting() if start == 0 else contextlib.nullcontext() as counted:
+            before = fmt.tokens_read
+            with counting() if start == middle else contextlib.nullcontext() as counted:
                 found, generated = fmt.outputs([rows[i][1] for i in chunk], plans=plans)
-            if counted is not None and fmt.tokens_read:
-                self._flops_per_token = counted() / fmt.tokens_read
+            if counted is not None and fmt.tokens_read > before:
+                self._flops_per_token = counted() / (fmt.tokens_read - before)
             for i, p, text in zip(chunk, found, generated, strict=True):
                 predictions[i], texts[i] = p, text
         return predictions, texts
