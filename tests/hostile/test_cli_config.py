@@ -800,8 +800,9 @@ def test_train_language_refuses_bad_alignment_and_names(extra, problem, fix, tmp
         ({"length_buckets": -1}, ["task_training.length_buckets must be >= 0", "0: no buckets"]),
         ({"length_buckets": "many"}, ["task_training.length_buckets: 'many' is not allowed", "int or null"]),
         ({"train": {"precision": "fp16"}}, ["task_training.train.precision: 'fp16' is not allowed", "'auto', 'fp32'"]),
+        ({"train": {"compile": "yes"}}, ["task_training.train.compile", "'yes'", "bool"]),
     ],
-    ids=["negative-buckets", "word-buckets", "fp16"],
+    ids=["negative-buckets", "word-buckets", "fp16", "word-compile"],
 )
 def test_speed_settings_are_checked_before_anything_runs(tmp_path, capsys, training, problem):
     path = write_config(tmp_path / "m.yaml", {**MINIMAL, "task_training": training})

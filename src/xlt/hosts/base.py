@@ -169,6 +169,11 @@ class Host(ABC):
     def backbone(self, base: PreTrainedModel) -> nn.Module:
         return base.base_model
 
+    def compiled_modules(self, base: PreTrainedModel) -> list[nn.Module]:
+        """The modules ``run`` calls, which training's ``compile: true`` compiles (the hooks inside them are
+        traced with them)."""
+        return [self.backbone(base)]
+
     @abstractmethod
     def bottleneck_sites(self, base: PreTrainedModel) -> list[BottleneckSite]: ...
 

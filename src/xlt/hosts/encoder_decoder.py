@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -87,6 +88,10 @@ class EncoderDecoderHost(Host):
     def encode(self, base: PreTrainedModel, batch: Assembled) -> BaseModelOutput:
         out = base.get_encoder()(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask)
         return BaseModelOutput(last_hidden_state=out.last_hidden_state)
+
+    def compiled_modules(self, base: PreTrainedModel) -> list[nn.Module]:
+        # the encoder runs on its own (``encode``); the model's own call then runs the decoder and the head
+        return [base.get_encoder(), base]
 
     def run(self, base: PreTrainedModel, batch: Assembled, route: Route, **kwargs: Any) -> HostOutput:
         self.check_forward(kwargs.get("labels"), kwargs.get("decoder_input_ids"), has_head=False)

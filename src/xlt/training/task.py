@@ -414,7 +414,7 @@ def _fit(
     if run.length_buckets and len(data.train) >= 2 * micro:
         lengths = fmt.lengths(data.train)
         bounds = bucket_bounds(lengths, run.length_buckets, multiple=1)  # the same buckets on every device
-        if training_device().type == "cuda":
+        if training_device().type == "cuda" or run.train.compile:  # a shape per bucket, not per batch
             collate = padded_to_bounds(fmt.collate, padded_bounds(bounds), fmt.pad, fmt.token_labels)
         examples = lambda: bucketed_epochs(data.train, lengths, bounds, micro, run.train.seed)  # noqa: E731
     if cycled:
