@@ -373,7 +373,7 @@ def objective_loss(e5: XLTModel, name: str, head: nn.Module) -> Callable[[Batch]
 
 # the comparisons -----------------------------------------------------------------------------------------
 def masked_lm(
-    e5: XLTModel, streams: list[list[int]], size: int, count: int, compile: bool = False
+    e5: XLTModel, streams: list[list[int]], size: int, count: int, with_compiled: bool = False
 ) -> tuple[list[Side], str]:
     xlt_rep = e5.add_language("sk", BottleneckConfig())
     full_rep = e5.add_language("sk", BottleneckConfig(), name="full/sk")
@@ -413,7 +413,7 @@ def masked_lm(
 
     padded = [pad_to(b, PAPER_LENGTH, pad_id) for b in batches]
     sides = [
-        *([compiled_side(e5, objective_loss(e5, "compiled/sk", head), batches, "bottleneck")] if compile else []),
+        *([compiled_side(e5, objective_loss(e5, "compiled/sk", head), batches, "bottleneck")] if with_compiled else []),
         trained_side("xlt", xlt_loss, batches, list(xlt_rep.parameters()), "bottleneck", e5.base),
         trained_side("xlt, full-vocabulary head", xlt_full_loss, batches, list(full_rep.parameters()), "bottleneck",
                      e5.base),
@@ -423,7 +423,7 @@ def masked_lm(
 
 
 def span_corruption(
-    model: XLTModel, peft_model: nn.Module, streams: list[list[int]], size: int, count: int, compile: bool = False
+    model: XLTModel, peft_model: nn.Module, streams: list[list[int]], size: int, count: int, with_compiled: bool = False
 ) -> list[Side]:
     mt5 = model.base
     rep = model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"))
@@ -445,9 +445,9 @@ def span_corruption(
 
     padded = [pad_to(b, PAPER_LENGTH, MT5_PAD, PAPER_TARGETS) for b in batches]
     peft_params = [p for p in peft_model.parameters() if p.requires_grad]
-    if compile:
+    if with_compiled:
         model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"), name="compiled/sk")
-    compiled = [compiled_side(model, lambda b: xlt_loss(b, "compiled/sk"), batches, "prompt")] if compile else []
+    compiled = [compiled_side(model, lambda b: xlt_loss(b, "compiled/sk"), batches, "prompt")] if with_compiled else []
     return [
         *compiled,
         trained_side("xlt", xlt_loss, batches, list(rep.parameters()), "prompt", mt5),
@@ -539,11 +539,7 @@ def task_text_to_text(
 
     padded = [pad_to(b, PAPER_LENGTH, MT5_PAD) for b in batches]
     peft_params = [p for p in peft_model.parameters() if p.requires_grad]
-    if compile:
-        model.add_language("sk", PromptConfig(num_virtual_tokens=PROMPT_TOKENS, init="vocab"), name="compiled/sk")
-    compiled = [compiled_side(model, lambda b: xlt_loss(b, "compiled/sk"), batches, "prompt")] if compile else []
     return [
-        *compiled,
         trained_side("xlt", xlt_loss, batches, list(rep.parameters()), "prompt", mt5),
         trained_side("paper (PEFT)", paper_loss, padded, peft_params, "prompt", mt5),
     ]

@@ -91,13 +91,27 @@ def test_gpu_padding_reaches_the_bucket_bound_and_changes_no_loss():
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
-def test_encoder_decoder_labels_are_never_widened():
-    def seq2seq(rows, rng=None):
-        ids, mask = batch(rows, seed=2)
-        return {"input_ids": ids, "attention_mask": mask, "labels": ids.clone()}  # targets as wide by chance
+def seq2seq(rows, rng=None):
+    ids, mask = batch(rows, seed=2)
+    return {"input_ids": ids, "attention_mask": mask, "labels": ids[:, :3].clone()}
 
+
+def test_encoder_decoder_labels_are_widened_only_for_compiled_graphs_and_exactly():
     wide = padded_to_bounds(seq2seq, [8], pad_id=0, token_labels=False)([5, 6])
-    assert wide["input_ids"].shape == (2, 8) and wide["labels"].shape == (2, 6)
+    assert wide["input_ids"].shape == (2, 8) and wide["labels"].shape == (2, 3)
+    compiled = padded_to_bounds(seq2seq, [8], pad_id=0, token_labels=False, widen_targets=True)([5, 6])
+    assert compiled["labels"].shape == (2, 4) and (compiled["labels"][:, 3] == -100).all()
+    assert torch.equal(compiled["labels"][:, :3], wide["labels"])
+    # the decoder is causal and ignored labels take no loss: the same loss and prompt gradient
+    model = XLTModel(tiny_base("mt5"), tiny_tokenizer())
+    prompt = model.add_language("sk", PromptConfig(num_virtual_tokens=2, init="vocab"))
+    prompt.requires_grad_(True)
+    found = []
+    for b in (wide, compiled):
+        loss = model(b["input_ids"], b["attention_mask"], plan="sk/prompt", labels=b["labels"], logits=False).loss
+        found.append((loss.item(), torch.autograd.grad(loss, list(prompt.parameters()))[0]))
+    assert found[0][0] == pytest.approx(found[1][0], rel=1e-6)
+    assert torch.allclose(found[0][1], found[1][1], rtol=1e-5, atol=1e-7)
 
 
 def test_runs_record_their_buckets_and_none_reads_as_a_run_before_them(tmp_path):

@@ -27,6 +27,7 @@ from xlt.training.lm_head_fit import check_cached_options
 from xlt.training.lm_objective import ObjectiveConfig
 from xlt.training.loop import TrainConfig
 from xlt.training.presets import preset
+from xlt.training.run import COSMETIC
 
 
 class ConfigError(XLTError):
@@ -303,7 +304,7 @@ class MatrixConfig:
         for key in (*self.GRID, *self.OPERATIONAL):
             data.pop(key)
         for section in ("language_training", "task_training", "lm_head"):
-            for cosmetic in ("progress", "tensorboard", "wandb", "log_every"):
+            for cosmetic in COSMETIC:
                 data[section]["train"].pop(cosmetic, None)
         data["task_training"]["train"].pop("seed")  # each task run takes its seed from the grid's seeds
         if data["generation"] == jsonable(Generation()):

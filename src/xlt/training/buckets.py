@@ -84,13 +84,21 @@ def bucketed_epochs(
 
 
 def padded_to_bounds(
-    collate: Callable[..., dict[str, torch.Tensor]], bounds: Sequence[int], pad_id: int, token_labels: bool
+    collate: Callable[..., dict[str, torch.Tensor]],
+    bounds: Sequence[int],
+    pad_id: int,
+    token_labels: bool,
+    widen_targets: bool = False,
 ) -> Callable[..., dict[str, torch.Tensor]]:
     """``collate`` whose batches are padded to the smallest bound that holds them (a GPU's few shapes).
-    ``token_labels``: the labels align with the input positions (decoders, token heads) and are padded too."""
+    ``token_labels``: the labels align with the input positions (decoders, token heads) and are padded too.
+    ``widen_targets``: an encoder-decoder's target labels are padded (ignored) to the next power of two, so that
+    compiled graphs see few target lengths; exact, as the decoder is causal and ignored labels take no loss."""
 
     def padded(rows: Sequence[Any], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         batch = collate(rows, rng)
+        if widen_targets and not token_labels:
+            batch = _widened_targets(batch)
         width = batch["input_ids"].shape[1]
         index = bisect.bisect_left(bounds, width)
         extra = (bounds[index] if index < len(bounds) else width) - width
@@ -107,3 +115,14 @@ def padded_to_bounds(
         return out
 
     return padded
+
+
+def _widened_targets(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    labels = batch.get("labels")
+    if labels is None or labels.dim() != 2:
+        return batch
+    width = labels.shape[1]
+    wider = 1 << max(width - 1, 0).bit_length()
+    if wider == width:
+        return batch
+    return {**batch, "labels": torch.nn.functional.pad(labels, (0, wider - width), value=IGNORE_INDEX)}

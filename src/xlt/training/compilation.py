@@ -1,19 +1,18 @@
 """``compile: true``: the frozen base compiled with ``torch.compile``, once per input shape, for the training steps.
 
-The representations' hooks are traced into the compiled graph with the base (their route is Python state that
-stays the same through a run, so it costs guards, not recompilations). Only the training steps run compiled:
-the first micro-batch runs eagerly (its FLOPs are counted on the eager ops) and evaluation stays eager, as its
-inputs take lengths no bucket bounds. Shapes are static: every length bucket compiles once (batches are padded
-to the bucket's bound, ``xlt.training.buckets``), which is what a GPU's kernels and a CPU's generated code are
-specialised for.
+The representations' hooks are traced into the compiled graph with the base (a run's route is Python state that
+stays the same from step to step, so it costs guards, not recompilations). Only the training steps run compiled:
+the first micro-batch of a process runs eagerly (its FLOPs are counted on the eager ops), and evaluation stays
+eager, as its inputs take any length. Shapes are static: task batches are padded to their length bucket's bound
+(``xlt.training.task``), so every bucket compiles once; other inputs (language-modelling rows shorter than a
+segment, alignment pairs, an encoder-decoder's target lengths) compile once per new shape, up to
+``RECOMPILE_LIMIT``, and run eagerly beyond it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -23,17 +22,25 @@ from xlt.errors import XLTError
 
 # torch.compile's backend; its default (inductor) generates Triton kernels on a GPU and C++ on a CPU
 BACKEND = "inductor"
-# shapes compiled per module before the rest run eagerly: every length bucket (for each of the few target
-# lengths an encoder-decoder's task labels take) with room to spare; dynamo's own default is 8
+# Shapes one run may compile per module: every length bucket, times the few target lengths of an
+# encoder-decoder's task labels, with room to spare (dynamo's own default is 8).
 RECOMPILE_LIMIT = 64
 
 
 def check_compiler(device: torch.device) -> None:
-    """Refuse ``compile: true`` where inductor cannot build its kernels: a CPU without a C++ compiler."""
+    """Refuse ``compile: true`` where inductor cannot build its kernels: a CPU without the C++ compiler inductor
+    would call (``$CXX``, else g++)."""
     if BACKEND != "inductor" or device.type != "cpu":
         return
-    if not any(shutil.which(name) for name in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if name):
-        raise XLTError("compile: true needs a C++ compiler on a CPU (install g++ or clang++, or set compile: false)")
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as exc:  # inductor's own check: a missing or unusable compiler, in its words
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise XLTError(
+            f"compile: true needs a C++ compiler on a CPU ({reason}); install g++ or set $CXX, or set compile: false"
+        ) from None
 
 
 def compiled_modules(model: nn.Module) -> list[nn.Module]:
@@ -45,9 +52,22 @@ def compiled_modules(model: nn.Module) -> list[nn.Module]:
     return [model]
 
 
+def _limits() -> dict[str, int]:
+    # recompile_limit was cache_size_limit before torch 2.7; the accumulated limit is process-wide, and a matrix
+    # trains many runs in one process
+    names = torch._dynamo.config.get_config_copy()
+    limit = "recompile_limit" if "recompile_limit" in names else "cache_size_limit"
+    limits = {limit: RECOMPILE_LIMIT}
+    if "accumulated_recompile_limit" in names:
+        limits["accumulated_recompile_limit"] = 1 << 20
+    elif "accumulated_cache_size_limit" in names:
+        limits["accumulated_cache_size_limit"] = 1 << 20
+    return limits
+
+
 class Compilation:
-    """Switches the compiled forwards of ``modules`` on inside :meth:`active`; built once per run, so every step
-    reuses what earlier steps compiled."""
+    """The compiled forwards of ``modules``, switched on inside :meth:`active`; built once per run, so every step
+    reuses what earlier steps compiled, and :meth:`release`\\ d at its end."""
 
     def __init__(self, modules: list[nn.Module]) -> None:
         self.modules = modules
@@ -57,13 +77,30 @@ class Compilation:
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        # nn.Module.compile() sets the module's _compiled_call_impl for good; setting and clearing it here keeps
-        # the module eager outside training steps (evaluation, generation, the caller's own use afterwards).
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        # nn.Module.compile() sets a module's _compiled_call_impl for good; setting it here and restoring what it
+        # was keeps the module as its owner left it outside the training steps (evaluation, generation, the
+        # caller's own use afterwards).
+        with ExitStack() as stack:
+            stack.enter_context(torch._dynamo.config.patch(**_limits()))
+            if BACKEND == "inductor":
+                # dropout draws from torch's generator, as the eager ops do, not from inductor's own
+                import torch._inductor.config as inductor_config
+
+                stack.enter_context(inductor_config.patch(fallback_random=True))
+            previous = [module._compiled_call_impl for module in self.modules]
             for module, call in zip(self.modules, self._calls, strict=True):
                 module._compiled_call_impl = call
             try:
                 yield
             finally:
-                for module in self.modules:
-                    module._compiled_call_impl = None
+                for module, before in zip(self.modules, previous, strict=True):
+                    module._compiled_call_impl = before
+
+    def release(self) -> None:
+        """Drop what this run compiled, so that every run starts with the whole ``RECOMPILE_LIMIT`` (a matrix
+        trains many in one process). Dynamo keeps its graphs on the code of the first frame it traces, which is
+        each module's ``forward`` (nn.Module's call machinery is torch's own, which it steps through)."""
+        from torch._dynamo.eval_frame import reset_code
+
+        for module in self.modules:
+            reset_code(type(module).forward.__code__)

@@ -34,7 +34,7 @@ from xlt.training.checkpoint import (
 )
 from xlt.training.compilation import Compilation, check_compiler, compiled_modules
 from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
-from xlt.training.precision import CHOICES, resolve
+from xlt.training.precision import CHOICES, resolve, training_device
 from xlt.training.utilisation import Utilisation, counting, utilisation
 
 Batch = dict[str, torch.Tensor]
@@ -101,6 +101,10 @@ class TrainConfig:
                 f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r} (fp16 overflows to NaN on mT5)"
             )
         self.precision = resolve(self.precision)
+        if not isinstance(self.compile, bool):
+            raise XLTError(f"compile must be true or false, got {self.compile!r}")
+        if self.compile:  # refused where the settings are read, not after hours of other training
+            check_compiler(training_device())
         for name in ("steps", "batch_size", "gradient_accumulation"):
             if getattr(self, name) < 1:
                 raise XLTError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -198,34 +202,40 @@ def train(
     """Train the parameters of ``trainable`` (everything else stays frozen) and restore the best weights."""
     output_dir = Path(output_dir)
     session = _start(config, model, trainable, kind, loss_fn, extra, output_dir)
-    checkpoint_dir = output_dir / "checkpoint"
-    state = _resume(session, checkpoint_dir, log)
-    # Every process takes its rows of the same global micro-batches: a step consumes gradient_accumulation of
-    # them whatever the number of processes.
-    stream = batches(state.step * config.gradient_accumulation, session.accelerator.process_index, session.world)
-    bar = _progress_bar(session, state.step)
-    clock = _Clock()
-    session.wrapped.train()
-    while state.step < config.steps and not state.stopped_early:
-        loss, tokens = _step(session, stream)
-        state.step += 1
-        state.tokens += tokens
-        if not math.isfinite(loss):
-            raise XLTError(f"training loss became {loss} at step {state.step} (lower the learning rate, or use fp32)")
-        _show_step(session, bar, clock, state, loss)
-        if evaluate is not None and _due(config.eval_every, state.step, config.steps):
-            _evaluate(session, evaluate, metric, state, bar, log)
-        if _due(config.checkpoint_every, state.step) or state.stopped_early:
-            _checkpoint(session, checkpoint_dir, state, clock)
-    used = _utilisation(session, state, clock)
-    if used is not None:  # the bar's summary: throughput against the device's measured peak
-        bar.set_postfix(
-            tok_s=f"{used.tokens_per_second * session.world:.0f}",
-            gflop_s=f"{used.flops_per_second / 1e9:.3g}",
-            peak=f"{100 * used.fraction:.1f}%",
-        )
-    bar.close()
-    return _finish(session, state, clock, used)
+    try:
+        checkpoint_dir = output_dir / "checkpoint"
+        state = _resume(session, checkpoint_dir, log)
+        # Every process takes its rows of the same global micro-batches: a step consumes gradient_accumulation of
+        # them whatever the number of processes.
+        stream = batches(state.step * config.gradient_accumulation, session.accelerator.process_index, session.world)
+        bar = _progress_bar(session, state.step)
+        clock = _Clock()
+        session.wrapped.train()
+        while state.step < config.steps and not state.stopped_early:
+            loss, tokens = _step(session, stream)
+            state.step += 1
+            state.tokens += tokens
+            if not math.isfinite(loss):
+                raise XLTError(
+                    f"training loss became {loss} at step {state.step} (lower the learning rate, or use fp32)"
+                )
+            _show_step(session, bar, clock, state, loss)
+            if evaluate is not None and _due(config.eval_every, state.step, config.steps):
+                _evaluate(session, evaluate, metric, state, bar, log)
+            if _due(config.checkpoint_every, state.step) or state.stopped_early:
+                _checkpoint(session, checkpoint_dir, state, clock)
+        used = _utilisation(session, state, clock)
+        if used is not None:  # the bar's summary: throughput against the device's measured peak
+            bar.set_postfix(
+                tok_s=f"{used.tokens_per_second * session.world:.0f}",
+                gflop_s=f"{used.flops_per_second / 1e9:.3g}",
+                peak=f"{100 * used.fraction:.1f}%",
+            )
+        bar.close()
+        return _finish(session, state, clock, used)
+    finally:
+        if session.compilation is not None:
+            session.compilation.release()
 
 
 def _utilisation(session: _Session, state: TrainingState, clock: _Clock) -> Utilisation | None:
@@ -295,10 +305,7 @@ def _start(
     wrapped, optimizer = accelerator.prepare(TrainingModule(model, loss_fn, extra), optimizer)
     if accelerator.is_main_process and _trackers(config):
         accelerator.init_trackers("xlt")
-    compilation = None
-    if config.compile:
-        check_compiler(accelerator.device)
-        compilation = Compilation(compiled_modules(model))
+    compilation = Compilation(compiled_modules(model)) if config.compile else None
     return _Session(config, accelerator, wrapped, optimizer, scheduler, trainable, params, compilation=compilation)
 
 
@@ -365,7 +372,7 @@ def _step(session: _Session, stream: Iterator[Batch]) -> tuple[float, int]:
                     accelerator.backward(loss)
                 session.flops_per_token = flops() / max(int(n), 1)
             else:
-                with session.compilation.active() if session.compilation else nullcontext():
+                with session.compilation.active() if session.compilation is not None else nullcontext():
                     loss, n = wrapped(batch)
                 accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm:

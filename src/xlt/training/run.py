@@ -45,9 +45,10 @@ def git_revision() -> str | None:
     return result.stdout.strip() or None
 
 
-# Display and logging options of ``TrainConfig``: they change nothing in the trained result, so a rerun of the
-# same run may change them.
-COSMETIC = ("progress", "tensorboard", "wandb", "log_every")
+# Display, logging and execution options of ``TrainConfig``: they change nothing in the trained result (compile
+# changes float rounding only), so a rerun or a resumption of the same run may change them, and a run, a rep
+# store's key or a matrix's recipe made before one of them existed is still the same.
+COSMETIC = ("progress", "tensorboard", "wandb", "log_every", "compile")
 
 
 def processes() -> tuple[bool, Callable[[], None]]:

@@ -411,12 +411,17 @@ def _fit(
         return {metric: dev_score(fmt, data.dev, plan, max(micro, 8), run.source_language)[metric]}
 
     collate, examples = fmt.collate, lambda: epochs(data.train, run.train.seed)
+    gpu, compiled = training_device().type == "cuda", run.train.compile
     if run.length_buckets and len(data.train) >= 2 * micro:
         lengths = fmt.lengths(data.train)
         bounds = bucket_bounds(lengths, run.length_buckets, multiple=1)  # the same buckets on every device
-        if training_device().type == "cuda" or run.train.compile:  # a shape per bucket, not per batch
-            collate = padded_to_bounds(fmt.collate, padded_bounds(bounds), fmt.pad, fmt.token_labels)
+        if gpu or compiled:  # a shape per bucket, not per batch: a GPU's kernels, compiled graphs
+            shapes = padded_bounds(bounds) if gpu else bounds
+            collate = padded_to_bounds(fmt.collate, shapes, fmt.pad, fmt.token_labels, widen_targets=compiled)
         examples = lambda: bucketed_epochs(data.train, lengths, bounds, micro, run.train.seed)  # noqa: E731
+    elif compiled:  # no buckets: one shape, the longest row's
+        longest = [max(fmt.lengths(data.train))]
+        collate = padded_to_bounds(fmt.collate, longest, fmt.pad, fmt.token_labels, widen_targets=True)
     if cycled:
         batches = micro_batches(
             lambda: cycling(examples(), len(cycled)),
