@@ -119,18 +119,55 @@ def test_every_family_traces_its_representations_whole(monkeypatch, arch):
     assert all(module._compiled_call_impl is None for module in compiled.modules)
 
 
-def test_a_cpu_without_a_cxx_compiler_is_refused_where_the_settings_are_read(monkeypatch):
+def test_a_cpu_without_a_cxx_compiler_is_refused_before_a_run_claims_its_directory(tmp_path, monkeypatch):
     from torch._inductor import cpp_builder
 
     def missing() -> str:
         raise RuntimeError("Failed to find C compiler. Please specify via CC environment variable.")
 
     monkeypatch.setattr(cpp_builder, "get_cpp_compiler", missing)
+    monkeypatch.setattr(compilation, "training_device", lambda: torch.device("cpu"))  # as on a GPU machine too
     with pytest.raises(XLTError, match=r"compile: true needs a C\+\+ compiler.*Failed to find.*compile: false"):
-        th.quick(compile=True)
-    th.quick(compile=False)  # no compiler needed
+        train_task(th.model("bert"), _task_run(tmp_path, "refused", compile=True), log=th.silent)
+    assert not (tmp_path / "refused").exists()
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", lambda: "no-such-compiler-xlt")  # older torch: a bare name
+    with pytest.raises(XLTError, match="'no-such-compiler-xlt' is not on PATH"):
+        check_compiler(torch.device("cpu"))
     with pytest.raises(XLTError, match="compile must be true or false, got 'yes'"):
         th.quick(compile="yes")
+
+
+@pytest.mark.parametrize("buckets", [2, 0])
+def test_compiled_task_batches_take_few_shapes(tmp_path, monkeypatch, buckets):
+    # what the training loop is handed: inputs padded to the bucket bounds (or the longest row) and an
+    # encoder-decoder's targets to a power of two
+    from xlt.training import task as task_module
+
+    class Seen(Exception):
+        pass
+
+    shapes = set()
+
+    def loop(**kwargs):
+        stream = kwargs["batches"](0, 0, 1)
+        for _ in range(24):
+            batch = next(stream)
+            shapes.add((batch["input_ids"].shape[1], batch["labels"].shape[1]))
+        raise Seen
+
+    monkeypatch.setattr(compilation, "BACKEND", "aot_eager")
+    monkeypatch.setattr(task_module, "train", loop)
+    # inputs of 2 to 9 words; targets of one or two words (with EOS: 2 or 3 tokens, widened to 4)
+    labels = ["w1", "w2", "w1 w2"]
+    rows = [{"text": " ".join(th.WORDS[10 + (i * 7 + j) % 40] for j in range(2 + i % 8)), "label": labels[i % 3]}
+            for i in range(48)]  # fmt: skip
+    run = _task_run(tmp_path, "shapes", compile=True)
+    run.train_file = th.write_jsonl(tmp_path / "varied.jsonl", rows)
+    run.length_buckets = buckets
+    with pytest.raises(Seen):
+        train_task(th.model("mt5"), run, log=th.silent)
+    widths, targets = {w for w, _ in shapes}, {t for _, t in shapes}
+    assert len(widths) <= max(buckets, 1) and 4 in targets and targets <= {2, 4}, shapes  # never 3
 
 
 def test_runs_in_one_process_each_compile_and_leave_nothing_behind(tmp_path, monkeypatch):
@@ -154,7 +191,8 @@ def test_runs_in_one_process_each_compile_and_leave_nothing_behind(tmp_path, mon
         backbone._compiled_call_impl = None
 
 
-def test_compile_is_an_execution_option_not_part_of_a_runs_identity(tmp_path):
+def test_compile_is_an_execution_option_not_part_of_a_runs_identity(tmp_path, monkeypatch):
+    monkeypatch.setattr(compilation, "BACKEND", "aot_eager")
     from xlt.training.run import claim_output_dir
 
     run = _task_run(tmp_path, "same")

@@ -51,6 +51,7 @@ from xlt.reps.registry import get_kind
 from xlt.tasks.base import Task
 from xlt.tasks.registry import DATA_DIR, build_task
 from xlt.training.alignment import AlignmentRun
+from xlt.training.compilation import check_compile
 from xlt.training.corpora import CorpusConfig
 from xlt.training.language import LanguageRun, LMHeadRun
 from xlt.training.run import COSMETIC, RUN_FILE
@@ -163,6 +164,8 @@ class Matrix(LanguageModelling):
             check_rep_store(self.rep_store, self.out)
         executor = self._executor()
         executor.check()  # a missing optional dependency is refused before anything is written
+        if (self.config.executor or "local") in ("local", "processes"):  # this machine trains: check it now
+            check_compile(self._compiles())
         if not read_rows(self.out):  # a first run: a model that cannot be loaded must not pin the store to it
             _ = self.model
         recipe, ignore = self.config.recipe(), (*self.config.GRID, *self.config.OPERATIONAL)
@@ -203,6 +206,10 @@ class Matrix(LanguageModelling):
         for row in errors:
             self.log(f"cell {row['task']}/{row['source']}->{row['target']} {row['configuration']}: {row['error']}")
         return [r for r in rows if r is not None]
+
+    def _compiles(self) -> bool:
+        c = self.config
+        return bool(c.language_training.train.compile or c.task_training.train.compile or c.lm_head.train.compile)
 
     def _executor(self) -> Executor:
         """The config's executor (``processes`` for ``workers`` > 1 when none is named, as before executors)."""

@@ -119,8 +119,8 @@ def padded_to_bounds(
 
 def _widened_targets(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     labels = batch.get("labels")
-    if labels is None or labels.dim() != 2:
-        return batch
+    if labels is None or labels.dim() != 2 or "decoder_input_ids" in batch or "decoder_attention_mask" in batch:
+        return batch  # decoder inputs given beside the labels would have to be widened alike
     width = labels.shape[1]
     wider = 1 << max(width - 1, 0).bit_length()
     if wider == width:

@@ -11,6 +11,7 @@ segment, alignment pairs, an encoder-decoder's target lengths) compile once per 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XLTError
+from xlt.training.precision import training_device
 
 # torch.compile's backend; its default (inductor) generates Triton kernels on a GPU and C++ on a CPU
 BACKEND = "inductor"
@@ -32,15 +34,25 @@ def check_compiler(device: torch.device) -> None:
     would call (``$CXX``, else g++)."""
     if BACKEND != "inductor" or device.type != "cpu":
         return
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
     try:
-        get_cpp_compiler()
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        found = get_cpp_compiler()
+        # older torch returns $CXX or a default name without looking for it
+        reason = None if shutil.which(found) else f"{found!r} is not on PATH"
     except Exception as exc:  # inductor's own check: a missing or unusable compiler, in its words
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if reason is not None:
         raise XLTError(
             f"compile: true needs a C++ compiler on a CPU ({reason}); install g++ or set $CXX, or set compile: false"
-        ) from None
+        )
+
+
+def check_compile(enabled: bool) -> None:
+    """``check_compiler`` for the training device, when ``compile: true``: run by every run's checks in the
+    process that trains, before it claims a directory or loads data."""
+    if enabled:
+        check_compiler(training_device())
 
 
 def compiled_modules(model: nn.Module) -> list[nn.Module]:
@@ -71,6 +83,7 @@ class Compilation:
 
     def __init__(self, modules: list[nn.Module]) -> None:
         self.modules = modules
+        self._limits = _limits()
         self._calls: list[Callable[..., Any]] = [
             torch.compile(module._call_impl, backend=BACKEND, dynamic=False) for module in modules
         ]
@@ -81,7 +94,7 @@ class Compilation:
         # was keeps the module as its owner left it outside the training steps (evaluation, generation, the
         # caller's own use afterwards).
         with ExitStack() as stack:
-            stack.enter_context(torch._dynamo.config.patch(**_limits()))
+            stack.enter_context(torch._dynamo.config.patch(**self._limits))
             if BACKEND == "inductor":
                 # dropout draws from torch's generator, as the eager ops do, not from inductor's own
                 import torch._inductor.config as inductor_config
@@ -100,6 +113,7 @@ class Compilation:
         """Drop what this run compiled, so that every run starts with the whole ``RECOMPILE_LIMIT`` (a matrix
         trains many in one process). Dynamo keeps its graphs on the code of the first frame it traces, which is
         each module's ``forward`` (nn.Module's call machinery is torch's own, which it steps through)."""
+        # (A graph break would leave the code that resumes after it compiled too; no family's base has one.)
         from torch._dynamo.eval_frame import reset_code
 
         for module in self.modules:

@@ -18,6 +18,7 @@ from xlt.plan import Plan
 from xlt.reps.base import check_name
 from xlt.reps.registry import role_kind
 from xlt.training.alignment import AlignmentRun, Pairs, read_pairs
+from xlt.training.compilation import check_compile
 from xlt.training.corpora import CorpusConfig, check_corpus, describe, pack, tokenized
 from xlt.training.data import SegmentSource, fixed_batches, micro_batches
 from xlt.training.lm_head import MaskedLMHead
@@ -134,6 +135,7 @@ def check_language_run(run: LanguageRun) -> None:
     get_language(run.language)
     role_kind(run.kind, "language")
     check_validation_segments(run.validation_segments)
+    check_compile(run.train.compile)
 
 
 def check_validation_segments(count: int) -> None:
@@ -277,6 +279,7 @@ def check_lm_head_run(run: LMHeadRun) -> None:
     """Refuse options no head run could honour, before the model is loaded or a directory claimed."""
     check_validation_segments(run.validation_segments)
     check_cached_options(run.cached_segments, run.cached_epochs)
+    check_compile(run.train.compile)
 
 
 def _interleave(corpora: list[CorpusConfig], split: str) -> Any:

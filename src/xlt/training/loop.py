@@ -34,7 +34,7 @@ from xlt.training.checkpoint import (
 )
 from xlt.training.compilation import Compilation, check_compiler, compiled_modules
 from xlt.training.optim import HEAD_LR, Defaults, OptimizerName, build_optimizer, linear_schedule
-from xlt.training.precision import CHOICES, resolve, training_device
+from xlt.training.precision import CHOICES, resolve
 from xlt.training.utilisation import Utilisation, counting, utilisation
 
 Batch = dict[str, torch.Tensor]
@@ -103,8 +103,7 @@ class TrainConfig:
         self.precision = resolve(self.precision)
         if not isinstance(self.compile, bool):
             raise XLTError(f"compile must be true or false, got {self.compile!r}")
-        if self.compile:  # refused where the settings are read, not after hours of other training
-            check_compiler(training_device())
+
         for name in ("steps", "batch_size", "gradient_accumulation"):
             if getattr(self, name) < 1:
                 raise XLTError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -305,7 +304,10 @@ def _start(
     wrapped, optimizer = accelerator.prepare(TrainingModule(model, loss_fn, extra), optimizer)
     if accelerator.is_main_process and _trackers(config):
         accelerator.init_trackers("xlt")
-    compilation = Compilation(compiled_modules(model)) if config.compile else None
+    compilation = None
+    if config.compile:  # checked on the machine that trains (a config may be made elsewhere)
+        check_compiler(accelerator.device)
+        compilation = Compilation(compiled_modules(model))
     return _Session(config, accelerator, wrapped, optimizer, scheduler, trainable, params, compilation=compilation)
 
 

@@ -25,6 +25,7 @@ from xlt.tasks.base import Task, check_template
 from xlt.tasks.data import ClassificationData, Example
 from xlt.tasks.text_classification import FileClassificationTask
 from xlt.training.buckets import bucket_bounds, bucketed_epochs, length_buckets, padded_bounds, padded_to_bounds
+from xlt.training.compilation import check_compile
 from xlt.training.data import micro_batches
 from xlt.training.ensemble import entropy_minimised
 from xlt.training.loop import TrainConfig, TrainResult, discarded_on_failure, train
@@ -307,6 +308,7 @@ def check_task_run(run: TaskRun) -> None:
     role_kind(run.kind, "task")
     get_language(run.source_language)
     check_template(run.template)
+    check_compile(run.train.compile)
     if run.max_length < 2:  # the template's text and at least one token of the example
         raise XLTError(f"max_length must be >= 2, got {run.max_length}")
 
