@@ -48,7 +48,7 @@ environments:
 test: environments
 	$(VENV)/bin/ruff check .
 	@echo "==> tests on transformers 5.x"
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 	@echo "==> tests on transformers 4.57 (with the AdapterHub oracle)"
 	$(HF4)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not no_model and not orchestration"
 
