@@ -29,18 +29,7 @@ def _fresh_dynamo():
 
 
 def _task_run(tmp_path, name: str, **train) -> TaskRun:
-    train_file, dev_file = th.task_files(tmp_path / "data", train=48, dev=8)
-    return TaskRun(
-        task="toy",
-        kind="bottleneck",
-        train_file=train_file,
-        dev_file=dev_file,
-        output_dir=tmp_path / name,
-        max_length=16,
-        length_buckets=2,
-        train=th.quick(steps=6, eval_every=3, **train),
-        name=f"toy/{name}",
-    )
+    return th.toy_task_run(tmp_path, name, (48, 8), th.quick(steps=6, eval_every=3, **train), length_buckets=2)
 
 
 def _has_compiler() -> bool:

@@ -21,19 +21,8 @@ def _model(languages: tuple[str, ...] = ("en", "sk", "sw")):
 
 
 def _run(tmp_path, name: str, cycle: list[str], **train) -> TaskRun:
-    train_file, dev_file = th.task_files(tmp_path / "data", train=60, dev=12)
-    return TaskRun(
-        task="toy",
-        kind="bottleneck",
-        train_file=train_file,
-        dev_file=dev_file,
-        output_dir=tmp_path / name,
-        language_rep="en/prompt",
-        max_length=16,
-        train=th.quick(steps=4, eval_every=2, **train),
-        name=f"toy/{name}",
-        cycle_language_reps=cycle,
-    )
+    train_config = th.quick(steps=4, eval_every=2, **train)
+    return th.toy_task_run(tmp_path, name, (60, 12), train_config, language_rep="en/prompt", cycle_language_reps=cycle)
 
 
 def _weights(model, name: str) -> dict[str, torch.Tensor]:

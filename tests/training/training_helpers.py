@@ -163,3 +163,22 @@ def rep_tensors(directory: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(Path(directory) / "rep.safetensors"))
+
+
+def toy_task_run(directory: Path, name: str, rows: tuple[int, int], train: TrainConfig, **fields: Any) -> Any:
+    """A bottleneck run ``toy/{name}`` of the toy task (``task_rows``: ``rows`` = train and dev examples, written
+    under ``directory/data``), into ``directory/name``; ``fields`` set the rest of its ``TaskRun``."""
+    from xlt.training.task import TaskRun
+
+    train_file, dev_file = task_files(directory / "data", train=rows[0], dev=rows[1])
+    return TaskRun(
+        task="toy",
+        kind="bottleneck",
+        train_file=train_file,
+        dev_file=dev_file,
+        output_dir=directory / name,
+        max_length=16,
+        train=train,
+        name=f"toy/{name}",
+        **fields,
+    )
